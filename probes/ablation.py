@@ -1,0 +1,68 @@
+"""Causal claims: ablate heads and measure what the model loses.
+
+A head is ablated at ``blocks.L.attn.hook_z`` (its output before W_O): ``zero`` sets it
+to 0, ``mean`` to its mean over batch and positions on the same input.
+"""
+
+from collections import defaultdict
+
+from jaxtyping import Float
+from torch import Tensor
+
+from probes.context import ProbeContext
+from probes.heads import parse_head
+from probes.measurement import Measurement, ProbeInputError
+from probes.registry import probe
+from probes.repetition import name_token_ids, continuation_probabilities
+
+ABLATIONS = ("zero", "mean")
+
+
+def ablation_hooks(heads: list[tuple[int, int]], how: str) -> list:
+    if how not in ABLATIONS:
+        raise ProbeInputError(f"ablation {how!r} is not known. Valid: {', '.join(ABLATIONS)}.")
+    by_layer: dict[int, list[int]] = defaultdict(list)
+    for layer, index in heads:
+        by_layer[layer].append(index)
+
+    def make_hook(indices: list[int]):
+        def hook(z: Float[Tensor, "batch pos head d_head"], hook=None) -> Float[Tensor, "batch pos head d_head"]:
+            z = z.clone()
+            if how == "zero":
+                z[:, :, indices] = 0.0
+            else:
+                z[:, :, indices] = z[:, :, indices].mean(dim=(0, 1), keepdim=True)
+            return z
+
+        return hook
+
+    return [(f"blocks.{layer}.attn.hook_z", make_hook(indices)) for layer, indices in by_layer.items()]
+
+
+@probe("ablation_drop_in_name_probability", hooks=())
+def ablation_drop_in_name_probability(
+    ctx: ProbeContext, *, heads: list[str], name: str, occurrence: int, how: str = "zero"
+) -> Measurement:
+    """Mean continuation probability of ``name`` at ``occurrence``, clean minus with ``heads`` ablated."""
+    cfg = ctx.model.cfg
+    parsed = [parse_head(h, cfg.n_layers, cfg.n_heads) for h in heads]
+    if not parsed:
+        raise ProbeInputError("ablation needs at least one head")
+    ids = name_token_ids(ctx, name)
+    tokens = ctx.tokens()
+    clean_logits, _ = ctx.forward()
+    ablated_logits = ctx.runner.timed(
+        lambda: ctx.bridge.run_with_hooks(tokens, fwd_hooks=ablation_hooks(parsed, how))
+    )
+    clean = continuation_probabilities(clean_logits[0], tokens[0], ids, occurrence)
+    ablated = continuation_probabilities(ablated_logits[0], tokens[0], ids, occurrence)
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    return Measurement(
+        value=mean(clean) - mean(ablated),
+        details={
+            "ablation": how,
+            "heads": heads,
+            "clean": [round(p, 4) for p in clean],
+            "ablated": [round(p, 4) for p in ablated],
+        },
+    )

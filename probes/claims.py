@@ -1,0 +1,275 @@
+"""Claims as data: load and validate claim files, and check a measurement against a claim.
+
+A claim file is TOML with one ``[[claim]]`` table per claim::
+
+    [[claim]]
+    id = "induction.layer5"                 # unique across every file loaded
+    behaviour = "induction"                 # a pytest marker: `-m induction`
+    models = ["gpt2", "embedded"]           # families it applies to ("*" = any model)
+    probe = "head_score"                    # a registered probe
+    source = "ARENA 1.2 ... (citation or link)"
+    justification = "why this threshold"    # required for every numeric threshold
+    input = { repeated_random = { seq_len = 50, batch = 10, seed = 0 } }
+    params = { kind = "induction" }
+    each = { head = ["5.1", "5.5"] }        # optional: one claim per value, id "induction.layer5[5.1]"
+    expect = { op = ">", value = 0.4 }
+
+``expect.op`` is one of ``>`` ``>=`` ``<`` ``<=`` (one-sided; ``value`` is a number, or
+a kind of ``probes.tolerances`` resolved for the loaded dtype), ``between`` (``low``,
+``high``: two-sided, inclusive), ``approx`` (``value``, ``tolerance``: two-sided
+``|measured - value| <= tolerance``, where tolerance is a number or a kind of
+``probes.tolerances``), ``==`` (exact; for discrete facts such as ids or pieces) or
+``snapshot`` (compared with a syrupy snapshot, one per model family).
+"""
+
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probes.context import InputSpec
+from probes.registry import PROBES, load_builtin_probes
+from probes.tolerances import KINDS as TOLERANCE_KINDS
+from probes.tolerances import tolerance as dtype_tolerance
+
+ONE_SIDED = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+OPS = (*ONE_SIDED, "between", "approx", "==", "snapshot")
+REQUIRED = ("id", "behaviour", "models", "probe", "source", "expect")
+OPTIONAL = ("justification", "input", "params", "each", "description")
+FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+BUILTIN_CLAIMS_DIR = FIXTURES_DIR / "claims"
+PROMPTS_FILE = FIXTURES_DIR / "prompts.toml"
+
+
+class ClaimFileError(ValueError):
+    """A claim file is malformed; the message names the file and the row."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    behaviour: str
+    models: tuple[str, ...]
+    probe: str
+    source: str
+    expect: dict[str, Any]
+    file: str
+    row: int
+    justification: str = ""
+    description: str = ""
+    input: InputSpec | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def applies_to(self, family: str) -> bool:
+        return "*" in self.models or family in self.models
+
+    @property
+    def threshold_text(self) -> str:
+        op = self.expect["op"]
+        if op == "between":
+            return f"in [{self.expect['low']}, {self.expect['high']}]"
+        if op == "approx":
+            return f"= {self.expect['value']} ± {self.expect['tolerance']}"
+        if op == "snapshot":
+            return "matches snapshot"
+        return f"{op} {self.expect['value']}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    threshold: str  # the expectation as text, with any dtype tolerance resolved
+    margin: float | None  # distance to failing, positive when passing (numeric claims)
+
+
+def _fail(path: Path, row: int, claim_id: Any, message: str) -> ClaimFileError:
+    where = f"{path}: claim #{row}" + (f" (id {claim_id!r})" if claim_id else "")
+    return ClaimFileError(f"{where}: {message}")
+
+
+def _validate_expect(expect: Any, error) -> None:
+    if not isinstance(expect, dict) or "op" not in expect:
+        raise error(f"expect must be a table with an 'op' (one of {', '.join(OPS)}), got {expect!r}")
+    op = expect["op"]
+    if op not in OPS:
+        raise error(f"expect.op {op!r} is not known. Valid: {', '.join(OPS)}")
+    needs = {"between": ("low", "high"), "approx": ("value", "tolerance"), "==": ("value",), "snapshot": ()}
+    for key in needs.get(op, ("value",)):
+        if key not in expect:
+            raise error(f"expect with op {op!r} needs {key!r}")
+    numeric = {"between": ("low", "high"), "approx": ("value",)}.get(op, ("value",) if op in ONE_SIDED else ())
+    if op in ONE_SIDED and isinstance(expect["value"], str):
+        if expect["value"] not in TOLERANCE_KINDS:
+            raise error(f"expect.value {expect['value']!r} is neither a number nor a tolerance kind ({', '.join(TOLERANCE_KINDS)})")
+        numeric = ()
+    for key in numeric:
+        if isinstance(expect[key], bool) or not isinstance(expect[key], (int, float)) or not math.isfinite(expect[key]):
+            raise error(f"expect.{key} must be a finite number, got {expect[key]!r}")
+    if op == "between" and expect["low"] > expect["high"]:
+        raise error(f"expect.low {expect['low']} is above expect.high {expect['high']}")
+    if op == "approx":
+        tol = expect["tolerance"]
+        if isinstance(tol, str) and tol not in TOLERANCE_KINDS:
+            raise error(f"expect.tolerance {tol!r} is not a tolerance kind. Valid: a number or {', '.join(TOLERANCE_KINDS)}")
+        if not isinstance(tol, str) and (not isinstance(tol, (int, float)) or tol < 0):
+            raise error(f"expect.tolerance must be a non-negative number or a kind, got {tol!r}")
+
+
+def _expand(row: dict[str, Any], error) -> list[tuple[str, dict[str, Any]]]:
+    """(id, params) per case of ``each`` (a cartesian product over its keys)."""
+    each = row.get("each") or {}
+    params = dict(row.get("params") or {})
+    if not isinstance(each, dict) or any(not isinstance(v, list) or not v for v in each.values()):
+        raise error(f"each must map parameter names to non-empty lists, got {each!r}")
+    if not each:
+        return [(row["id"], params)]
+    cases = []
+    for values in itertools.product(*each.values()):
+        case = dict(zip(each, values))
+        label = ",".join(str(v).strip() for v in values)
+        cases.append((f"{row['id']}[{label}]", {**params, **case}))
+    return cases
+
+
+def named_prompts() -> dict[str, str]:
+    return tomllib.loads(PROMPTS_FILE.read_text())
+
+
+def _format_input(table: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Resolve ``prompt = NAME`` (fixtures/prompts.toml) and fill ``{param}`` placeholders of
+    input texts from the case's params (for ``each``)."""
+
+    def fill(text: str) -> str:
+        for key, value in params.items():
+            text = text.replace("{" + key + "}", str(value))
+        return text
+
+    table = dict(table)
+    if "prompt" in table:
+        prompts = named_prompts()
+        if table["prompt"] not in prompts:
+            raise KeyError(f"no prompt named {table['prompt']!r} in {PROMPTS_FILE}; known: {', '.join(prompts)}")
+        table["text"] = prompts[table.pop("prompt")]
+    if "text" in table:
+        table["text"] = fill(table["text"])
+    if "texts" in table:
+        table["texts"] = [fill(t) for t in table["texts"]]
+    return table
+
+
+def load_claim_file(path: Path) -> list[Claim]:
+    path = Path(path)
+    if not path.is_file():
+        raise ClaimFileError(f"claim file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as decode_error:
+        raise ClaimFileError(f"{path}: not valid TOML: {decode_error}") from None
+    rows = data.get("claim")
+    if not isinstance(rows, list) or not rows:
+        raise ClaimFileError(f"{path}: no [[claim]] tables found")
+    probes = load_builtin_probes()
+    claims = []
+    for number, row in enumerate(rows, start=1):
+
+        def error(message: str, number=number, row=row) -> ClaimFileError:
+            return _fail(path, number, row.get("id"), message)
+
+        missing = [key for key in REQUIRED if key not in row]
+        if missing:
+            raise error(f"missing field(s) {', '.join(missing)}")
+        unknown = set(row) - set(REQUIRED) - set(OPTIONAL)
+        if unknown:
+            raise error(f"unknown field(s) {', '.join(sorted(unknown))}. Valid: {', '.join(REQUIRED + OPTIONAL)}")
+        if row["probe"] not in probes:
+            raise error(f"unknown probe {row['probe']!r}. Registered: {', '.join(sorted(probes))}")
+        if not isinstance(row["models"], list) or not row["models"]:
+            raise error(f"models must be a non-empty list of families, got {row['models']!r}")
+        _validate_expect(row["expect"], error)
+        if row["expect"]["op"] not in ("==", "snapshot") and not row.get("justification"):
+            raise error("a numeric threshold needs a `justification` (why this number, from where)")
+        if row["expect"]["op"] == "snapshot" and "*" in row["models"]:
+            raise error("a snapshot claim must list its model families: one snapshot is kept per family")
+        spec = PROBES[row["probe"]]
+        if spec.needs_forward and "input" not in row:
+            raise error(f"probe {row['probe']!r} runs the model: the claim needs an `input` table")
+        for claim_id, params in _expand(row, error):
+            unexpected = set(params) - set(spec.params)
+            if unexpected:
+                raise error(f"probe {row['probe']!r} takes no parameter(s) {', '.join(sorted(unexpected))}; it takes {', '.join(spec.params) or 'none'}")
+            absent = set(spec.required) - set(params)
+            if absent:
+                raise error(f"probe {row['probe']!r} needs parameter(s) {', '.join(sorted(absent))}")
+            input_spec = None
+            if "input" in row:
+                table = row["input"]
+                if not isinstance(table, dict) or len({"prompt", "text", "texts", "repeated_random"} & set(table)) != 1:
+                    raise error(f"input must be a table with one of `prompt`, `text`, `texts` or `repeated_random`, got {table!r}")
+                try:
+                    input_spec = InputSpec.from_table(_format_input(table, params))
+                except (KeyError, TypeError, ValueError) as bad:
+                    raise error(f"input {table!r} is malformed: {bad}") from None
+            claims.append(
+                Claim(
+                    id=claim_id,
+                    behaviour=row["behaviour"],
+                    models=tuple(row["models"]),
+                    probe=row["probe"],
+                    source=row["source"],
+                    expect=row["expect"],
+                    file=str(path),
+                    row=number,
+                    justification=row.get("justification", ""),
+                    description=row.get("description", ""),
+                    input=input_spec,
+                    params=params,
+                )
+            )
+    return claims
+
+
+def load_claims(extra_files: list[Path] = ()) -> list[Claim]:
+    """The built-in claim files, then the user's; ids must be unique across all of them."""
+    files = sorted(BUILTIN_CLAIMS_DIR.glob("*.toml")) + [Path(p) for p in extra_files]
+    claims: list[Claim] = []
+    seen: dict[str, Claim] = {}
+    for path in files:
+        for claim in load_claim_file(path):
+            if claim.id in seen:
+                first = seen[claim.id]
+                raise ClaimFileError(
+                    f"{claim.file}: claim #{claim.row}: duplicate id {claim.id!r}, first defined in {first.file} claim #{first.row}"
+                )
+            seen[claim.id] = claim
+            claims.append(claim)
+    return claims
+
+
+def check(claim: Claim, value: Any, dtype=None) -> Verdict:
+    """Compare a measured value with the claim's expectation."""
+    expect, op = claim.expect, claim.expect["op"]
+    if op == "==":
+        return Verdict(passed=value == expect["value"], threshold=f"== {expect['value']!r}", margin=None)
+    if op == "snapshot":
+        raise ValueError("snapshot claims are checked against syrupy, not here")
+    value = float(value)
+    if math.isnan(value):
+        return Verdict(passed=False, threshold=claim.threshold_text, margin=None)
+    if op in ONE_SIDED:
+        bound = expect["value"]
+        bound = dtype_tolerance(bound, dtype) if isinstance(bound, str) else float(bound)
+        margin = value - bound if op in (">", ">=") else bound - value
+        return Verdict(passed=ONE_SIDED[op](value, bound), threshold=f"{op} {bound:g}", margin=margin)
+    if op == "between":
+        low, high = float(expect["low"]), float(expect["high"])
+        return Verdict(passed=low <= value <= high, threshold=claim.threshold_text, margin=min(value - low, high - value))
+    tol = expect["tolerance"]
+    tol = dtype_tolerance(tol, dtype) if isinstance(tol, str) else float(tol)
+    target = float(expect["value"])
+    return Verdict(
+        passed=abs(value - target) <= tol,
+        threshold=f"= {target} ± {tol:g}",
+        margin=tol - abs(value - target),
+    )

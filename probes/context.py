@@ -1,0 +1,179 @@
+"""Inputs, and the shared forward passes that every claim on the same input reuses."""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from probes.measurement import ProbeInputError
+from probes.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What to feed the model: prompts (BOS prepended), or seeded repeated random tokens."""
+
+    texts: tuple[str, ...] = ()
+    repeated_random: tuple[int, int, int] | None = None  # (seq_len, batch, seed)
+
+    @property
+    def key(self) -> str:
+        return json.dumps({"texts": self.texts, "repeated_random": self.repeated_random})
+
+    @staticmethod
+    def from_table(table: dict[str, Any]) -> "InputSpec":
+        """From a claim's ``input`` table: ``text``, ``texts`` or ``repeated_random``."""
+        if "repeated_random" in table:
+            rr = table["repeated_random"]
+            return InputSpec(repeated_random=(int(rr["seq_len"]), int(rr["batch"]), int(rr["seed"])))
+        if "text" in table:
+            return InputSpec(texts=(table["text"],))
+        return InputSpec(texts=tuple(table["texts"]))
+
+
+def repeated_random_tokens(
+    d_vocab: int, bos_id: int, seq_len: int, batch: int, seed: int
+) -> Int[Tensor, "batch pos"]:
+    """``[BOS, R, R]`` with R uniform over the vocabulary (BOS excluded): ARENA 1.2's input."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, d_vocab - 1, (batch, seq_len), generator=generator)
+    ids[ids >= bos_id] += 1  # skip the BOS id, keep the draw uniform over the rest
+    bos = torch.full((batch, 1), bos_id, dtype=torch.long)
+    return torch.cat([bos, ids, ids], dim=1)
+
+
+@dataclass
+class ForwardStats:
+    passes: int = 0
+    seconds: float = 0.0
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class ForwardRunner:
+    """Runs each distinct input once, keeping the union of the activations its claims need."""
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self.stats = ForwardStats()
+        self._planned: dict[str, set[str]] = {}
+        self._results: dict[str, tuple[Tensor, dict[str, Tensor], frozenset[str]]] = {}
+        self._tokens: dict[str, Tensor] = {}
+
+    def plan(self, spec: InputSpec, hooks: tuple[str, ...]) -> None:
+        """Announce that a claim will read ``hooks`` on ``spec`` (called at collection time)."""
+        self._planned.setdefault(spec.key, set()).update(hooks)
+
+    def tokens(self, spec: InputSpec) -> Int[Tensor, "batch pos"]:
+        if spec.key not in self._tokens:
+            self._tokens[spec.key] = self._make_tokens(spec)
+        return self._tokens[spec.key]
+
+    def _make_tokens(self, spec: InputSpec) -> Int[Tensor, "batch pos"]:
+        bridge, cfg = self.model.bridge, self.model.cfg
+        if spec.repeated_random is not None:
+            seq_len, batch, seed = spec.repeated_random
+            if seq_len < 2 or batch < 1:
+                raise ProbeInputError(f"repeated_random needs seq_len >= 2 and batch >= 1, got {spec.repeated_random}")
+            tokens = repeated_random_tokens(cfg.d_vocab, bridge.tokenizer.bos_token_id, seq_len, batch, seed)
+        else:
+            if not spec.texts:
+                raise ProbeInputError("no prompt given: an input needs `text`, `texts` or `repeated_random`")
+            for text in spec.texts:
+                if not isinstance(text, str) or not text:
+                    raise ProbeInputError(f"empty prompt {text!r}: a prompt must be a non-empty string")
+            tokens = bridge.to_tokens(list(spec.texts), prepend_bos=True)
+        if tokens.shape[-1] > cfg.n_ctx:
+            raise ProbeInputError(
+                f"prompt of {tokens.shape[-1]} tokens (BOS included) is longer than the model's "
+                f"context of {cfg.n_ctx} tokens"
+            )
+        return tokens.to(self.model.device)
+
+    def run(
+        self, spec: InputSpec, hooks: tuple[str, ...] = (), check_finite: bool = True
+    ) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Tensor]]:
+        needed = self._planned.setdefault(spec.key, set())
+        needed.update(hooks)
+        cached = self._results.get(spec.key)
+        if cached is None or not needed <= cached[2]:
+            names = frozenset(needed)
+            tokens = self.tokens(spec)
+            logits, cache = self.timed(
+                lambda: self.model.bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith(tuple(names)))
+            )
+            cached = (logits, dict(cache.items()), names)
+            self._results[spec.key] = cached
+        logits, cache, _ = cached
+        if check_finite:
+            check_finite_logits(logits, spec)
+        return logits, cache
+
+    def timed(self, forward: Callable[[], Any]) -> Any:
+        """Run one forward pass under ``torch.no_grad``, timing it (CUDA synchronised)."""
+        synchronize(self.model.device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            result = forward()
+        synchronize(self.model.device)
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.passes += 1
+        return result
+
+
+class NonFiniteLogits(FloatingPointError):
+    pass
+
+
+def check_finite_logits(logits: Tensor, spec: InputSpec) -> None:
+    bad = ~torch.isfinite(logits)
+    if bad.any():
+        positions = bad.any(dim=-1).nonzero().tolist()
+        raise NonFiniteLogits(
+            f"the model returned NaN or inf logits at {int(bad.sum())} entries, "
+            f"(batch, position) {positions[:5]}{' ...' if len(positions) > 5 else ''}, on input {spec.key[:120]}"
+        )
+
+
+@dataclass
+class ProbeContext:
+    """What a probe sees: the model, the claim's input, and the shared forward passes."""
+
+    model: LoadedModel
+    runner: ForwardRunner
+    input: InputSpec | None = None
+    hooks: tuple[str, ...] = ()
+    variants: Callable[[str], "ProbeContext"] | None = field(default=None, repr=False)
+
+    @property
+    def bridge(self):
+        return self.model.bridge
+
+    def tokens(self) -> Int[Tensor, "batch pos"]:
+        return self.runner.tokens(self._require_input())
+
+    def forward(self, check_finite: bool = True) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Tensor]]:
+        return self.runner.run(self._require_input(), self.hooks, check_finite=check_finite)
+
+    def with_weights(self, weights: str) -> "ProbeContext":
+        """The same claim on the model loaded in another weight convention ("raw"/"processed")."""
+        if weights == self.model.weights:
+            return self
+        if self.variants is None:
+            raise ProbeInputError(f"no {weights!r} variant of the model is available here")
+        other = self.variants(weights)
+        other.runner.plan(self._require_input(), self.hooks)
+        return ProbeContext(other.model, other.runner, self.input, self.hooks, self.variants)
+
+    def _require_input(self) -> InputSpec:
+        if self.input is None:
+            raise ProbeInputError("this probe needs an input (text, texts or repeated_random) in its claim")
+        return self.input

@@ -1,0 +1,103 @@
+"""In-context repetition: tokens of a name seen before are predicted on its next occurrence."""
+
+import random
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from probes.context import InputSpec, ProbeContext
+from probes.measurement import Measurement, ProbeInputError
+from probes.registry import probe
+
+REDUCTIONS = {"min": min, "max": max, "mean": lambda values: sum(values) / len(values)}
+SYLLABLES = ("qu", "om", "at", "ar", "us", "lam", "an", "du", "zor", "vek", "ith", "ul", "mar", "tox", "eph", "ny", "rab", "ost")
+
+
+def find_occurrences(tokens: Int[Tensor, " pos"], pattern: list[int]) -> list[int]:
+    """Start positions of ``pattern`` in ``tokens``."""
+    n = len(pattern)
+    ids = tokens.tolist()
+    return [i for i in range(len(ids) - n + 1) if ids[i : i + n] == pattern]
+
+
+def continuation_probabilities(
+    logits: Float[Tensor, "pos d_vocab"], tokens: Int[Tensor, " pos"], name_ids: list[int], occurrence: int
+) -> list[float]:
+    """p(piece j+1 | ...piece j) for pieces 2..n of the name's ``occurrence``-th appearance (1-based)."""
+    starts = find_occurrences(tokens, name_ids)
+    if len(name_ids) < 2:
+        raise ProbeInputError(f"name ids {name_ids} form one token: there is no continuation to predict")
+    if not 1 <= occurrence <= len(starts):
+        raise ProbeInputError(f"occurrence {occurrence} asked, but the name appears {len(starts)} time(s) in the prompt")
+    start = starts[occurrence - 1]
+    probs = logits[start : start + len(name_ids) - 1].float().softmax(dim=-1)
+    targets = torch.tensor(name_ids[1:], device=probs.device)
+    return probs.gather(-1, targets[:, None])[:, 0].tolist()
+
+
+def name_token_ids(ctx: ProbeContext, name: str) -> list[int]:
+    if not name:
+        raise ProbeInputError("empty name: give the name as it appears in the prompt, e.g. ' Quomatarus'")
+    return ctx.bridge.tokenizer.encode(name, add_special_tokens=False)
+
+
+@probe("name_continuation_probability", hooks=())
+def name_continuation_probability(
+    ctx: ProbeContext, *, name: str, occurrence: int, reduce: str = "min"
+) -> Measurement:
+    """Probability of the name's continuation pieces at its ``occurrence``-th appearance."""
+    if reduce not in REDUCTIONS:
+        raise ProbeInputError(f"reduce {reduce!r} is not known. Valid: {', '.join(REDUCTIONS)}.")
+    logits, _ = ctx.forward()
+    ids = name_token_ids(ctx, name)
+    probs = continuation_probabilities(logits[0], ctx.tokens()[0], ids, occurrence)
+    pieces = [ctx.bridge.tokenizer.decode([i]) for i in ids[1:]]
+    return Measurement(
+        value=REDUCTIONS[reduce](probs),
+        details={"pieces": pieces, "probabilities": [round(p, 4) for p in probs], "reduce": reduce},
+    )
+
+
+def invented_names(count: int, seed: int) -> list[str]:
+    """Deterministic invented names of 3 to 4 syllables, with a leading space, e.g. ' Zorithul'."""
+    rng = random.Random(seed)
+    names: list[str] = []
+    while len(names) < count:
+        name = " " + "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(3, 4))).capitalize()
+        if name not in names:
+            names.append(name)
+    return names
+
+
+@probe("repeated_name_failure_rate", hooks=None)
+def repeated_name_failure_rate(
+    ctx: ProbeContext,
+    *,
+    template: str,
+    min_probability: float,
+    occurrence: int = 2,
+    count: int = 20,
+    seed: int = 0,
+) -> Measurement:
+    """CheckList-style: the fraction of invented names whose continuation at ``occurrence``
+    gets a (min) probability below ``min_probability``. ``template`` holds ``{name}``."""
+    if "{name}" not in template:
+        raise ProbeInputError(f"template {template[:60]!r}... has no {{name}} placeholder")
+    failures, worst = [], {}
+    for name in invented_names(count, seed):
+        ids = name_token_ids(ctx, name)
+        if len(ids) < 2:
+            continue
+        spec = InputSpec(texts=(template.replace("{name}", name),))
+        logits, _ = ctx.runner.run(spec)
+        p = min(continuation_probabilities(logits[0], ctx.runner.tokens(spec)[0], ids, occurrence))
+        worst[name] = round(p, 4)
+        if p < min_probability:
+            failures.append(name)
+    if not worst:
+        raise ProbeInputError("no invented name split into two or more tokens")
+    return Measurement(
+        value=len(failures) / len(worst),
+        details={"names": len(worst), "failures": failures, "min_probability_per_name": worst},
+    )

@@ -1,0 +1,129 @@
+"""Claim results -> a terminal table, JSON, Markdown and a self-contained HTML page.
+
+The HTML draws each head claim's attention pattern as an inline PNG (written with zlib,
+no plotting library), so the page opens offline as a CI artifact.
+"""
+
+import base64
+import html
+import json
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def summary_lines(run: dict, results: list[dict]) -> list[str]:
+    passed = sum(r["passed"] for r in results)
+    lines = [
+        f"model {run['model']} (family {run['family']}) on {run['device']} {run['dtype']}, weights {run['weights']}",
+        f"{'claim':<58} {'result':<6} {'value':<22} threshold",
+    ]
+    for r in results:
+        lines.append(f"{r['id'][:58]:<58} {'PASS' if r['passed'] else 'FAIL':<6} {_short(r['value'], 22):<22} {r['threshold']}")
+    ratio = run["claim_seconds"] / run["forward_seconds"] if run["forward_seconds"] else float("nan")
+    lines.append(
+        f"{passed}/{len(results)} claims passed; {run['forward_passes']} forward passes took "
+        f"{run['forward_seconds']:.2f} s of {run['claim_seconds']:.2f} s measuring claims "
+        f"(ratio {ratio:.2f}); model load {run['model_load_seconds']:.2f} s"
+    )
+    return lines
+
+
+def _json_ready(results: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "pictures"} | {"pictures": len(r["pictures"])} for r in results]
+
+
+def write_json(path: Path, run: dict, results: list[dict]) -> None:
+    path.write_text(json.dumps({"run": run, "claims": _json_ready(results)}, indent=2, default=str))
+
+
+def write_markdown(path: Path, run: dict, results: list[dict]) -> None:
+    lines = [
+        f"# Claims report: {run['model']}",
+        "",
+        f"Family `{run['family']}`, device `{run['device']}`, dtype `{run['dtype']}`, weights `{run['weights']}`; "
+        + ", ".join(f"{k} {v}" for k, v in run["versions"].items()),
+        "",
+        f"{sum(r['passed'] for r in results)} of {len(results)} claims passed.",
+        "",
+        "| claim | pass | value | threshold | margin | source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
+        cells = [r["id"], "yes" if r["passed"] else "**NO**", _short(r["value"], 60), r["threshold"], margin, r["source"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def png_heatmap(matrix: list[list[float]], cell: int = 6) -> bytes:
+    """A grayscale PNG of ``matrix`` (values in [0, 1], 1 = black), each entry a cell x cell square."""
+    rows = []
+    for values in matrix:
+        line = bytes(255 - int(max(0.0, min(1.0, v)) * 255) for v in values for _ in range(cell))
+        rows += [b"\x00" + line] * cell
+    height, width = len(matrix) * cell, (len(matrix[0]) if matrix else 0) * cell
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + chunk(b"IEND", b"")
+
+
+def write_html(path: Path, run: dict, results: list[dict]) -> None:
+    esc = html.escape
+    rows = []
+    for r in results:
+        margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
+        status = '<td class="pass">pass</td>' if r["passed"] else '<td class="fail">FAIL</td>'
+        rows.append(
+            f"<tr><td><a href='#{esc(r['id'])}'>{esc(r['id'])}</a></td>{status}<td>{esc(_short(r['value'], 60))}</td>"
+            f"<td>{esc(r['threshold'])}</td><td>{margin}</td><td>{esc(r['source'])}</td></tr>"
+        )
+    figures = []
+    for r in results:
+        for picture in r["pictures"]:
+            image = base64.b64encode(png_heatmap(picture["pattern"])).decode()
+            labels = " ".join(f"{i}:{esc(repr(t))}" for i, t in enumerate(picture["labels"][:64]))
+            figures.append(
+                f"<figure id='{esc(r['id'])}'><figcaption><b>{esc(r['id'])}</b>: {esc(picture['title'])} "
+                f"(value {esc(_short(r['value']))}; rows = query positions, columns = key positions, black = 1)"
+                f"</figcaption><img alt='attention pattern' src='data:image/png;base64,{image}'>"
+                f"<details><summary>tokens</summary><code>{labels}</code></details></figure>"
+            )
+    versions = ", ".join(f"{esc(k)} {esc(str(v))}" for k, v in run["versions"].items())
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Claims report: {esc(run['model'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}}
+.pass{{color:#060}} .fail{{color:#b00;font-weight:bold}} img{{image-rendering:pixelated;border:1px solid #999}}
+figure{{display:inline-block;margin:1em;max-width:420px}} code{{font-size:11px}}</style></head>
+<body><h1>Claims report: {esc(run['model'])}</h1>
+<p>Family <code>{esc(run['family'])}</code>, device <code>{esc(run['device'])}</code> ({esc(run['device_name'])}),
+dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</code>; {versions}.</p>
+<p>{sum(r['passed'] for r in results)} of {len(results)} claims passed; {run['forward_passes']} forward passes.</p>
+<table><tr><th>claim</th><th>result</th><th>value</th><th>threshold</th><th>margin</th><th>source</th></tr>
+{''.join(rows)}</table>
+<h2>Attention patterns of head claims</h2>
+{''.join(figures) or '<p>No head claims ran.</p>'}
+</body></html>
+"""
+    path.write_text(page)
+
+
+def write_reports(path: Path, run: dict, results: list[dict]) -> list[Path]:
+    """Write PATH (JSON) and, beside it, PATH.md and PATH.html; returns the three paths."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    markdown, page = path.with_suffix(".md"), path.with_suffix(".html")
+    write_json(path, run, results)
+    write_markdown(markdown, run, results)
+    write_html(page, run, results)
+    return [path, markdown, page]
