@@ -1,0 +1,80 @@
+"""Resolving --model, --device and --dtype: bad values are clear errors."""
+
+import json
+
+import pytest
+import torch
+
+from probes.models import (
+    FAMILY_EMBEDDED,
+    FAMILY_GPT2,
+    FAMILY_OTHER,
+    GPT2_ID,
+    ModelConfigError,
+    WeightsUnavailable,
+    hub_cache_folder,
+    resolve_device,
+    resolve_dtype,
+    resolve_model,
+)
+
+
+def test_aliases_and_families():
+    assert resolve_model("embedded").family == FAMILY_EMBEDDED
+    spec = resolve_model("gpt2")
+    assert (spec.kind, spec.hub_id, spec.family) == ("hub", GPT2_ID, FAMILY_GPT2)
+    assert resolve_model("someone/other-model").family == FAMILY_OTHER
+    assert resolve_model("gpt2", family="embedded").family == "embedded"
+
+
+def test_unknown_model_names_valid_choices():
+    with pytest.raises(ModelConfigError, match=r"'gpt3' is not a known model. Valid: 'embedded'"):
+        resolve_model("gpt3")
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelConfigError, match="no such folder"):
+        resolve_model(str(tmp_path / "absent"))
+
+
+def test_folder_without_weights_names_missing_files(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelConfigError, match=r"lacks model.safetensors .*tokenizer.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_folder_family_inferred_from_shape(tmp_path):
+    config = {"model_type": "gpt2", "n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert resolve_model(str(tmp_path)).family == FAMILY_GPT2
+    (tmp_path / "planted.json").write_text("{}")
+    assert resolve_model(str(tmp_path)).family == FAMILY_EMBEDDED
+
+
+def test_uncached_hub_model_is_unavailable_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(WeightsUnavailable, match=r"huggingface-cli download openai-community/gpt2"):
+        hub_cache_folder(GPT2_ID)
+
+
+def test_cuda_without_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelConfigError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+def test_device_default_and_bad_values():
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ModelConfigError, match="'tpu' is not a device"):
+        resolve_device("tpu")
+
+
+def test_dtype_names():
+    assert resolve_dtype("bfloat16") is torch.bfloat16
+    with pytest.raises(ModelConfigError, match="Valid: float32, bfloat16, float16"):
+        resolve_dtype("float64")
