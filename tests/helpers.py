@@ -1,0 +1,45 @@
+"""Shared helpers for tests that build model folders and run the suite in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_random_gpt2(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised GPT-2-architecture model (12 layers x 12 heads, d_model 96) with
+    GPT-2's tokenizer: the architecture of the claims, none of the behaviours."""
+    from probes.tokenizer_files import write_gpt2_tokenizer
+
+    torch.manual_seed(seed)
+    config = GPT2Config(n_layer=12, n_head=12, n_embd=96, n_positions=1024)
+    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    write_gpt2_tokenizer(folder)
+    return folder
+
+
+def run_suite(pytester, *args: str, report: Path) -> tuple[object, dict[str, bool]]:
+    """Run the claim tests in a fresh interpreter; returns pytest's result and {claim id: passed}."""
+    result = pytester.run(
+        sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_claims.py"), "--rootdir", str(ROOT),
+        "-p", "no:cacheprovider", "-q", "--claims-report", str(report), *args,
+        timeout=900,
+    )
+    outcomes = {}
+    if report.exists():
+        outcomes = {c["id"]: c["passed"] for c in json.loads(report.read_text())["claims"]}
+    return result, outcomes
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, env=subprocess_env(), cwd=ROOT, timeout=600)
