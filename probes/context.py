@@ -90,7 +90,7 @@ class ForwardRunner:
             for text in spec.texts:
                 if not isinstance(text, str) or not text:
                     raise ProbeInputError(f"empty prompt {text!r}: a prompt must be a non-empty string")
-            tokens = bridge.to_tokens(list(spec.texts), prepend_bos=True)
+            tokens = bridge.to_tokens(list(spec.texts), prepend_bos=True, truncate=False)
         if tokens.shape[-1] > cfg.n_ctx:
             raise ProbeInputError(
                 f"prompt of {tokens.shape[-1]} tokens (BOS included) is longer than the model's "
@@ -165,6 +165,10 @@ class ProbeContext:
 
     def with_weights(self, weights: str) -> "ProbeContext":
         """The same claim on the model loaded in another weight convention ("raw"/"processed")."""
+        from probes.models import WEIGHT_CONVENTIONS
+
+        if weights not in WEIGHT_CONVENTIONS:
+            raise ProbeInputError(f"weights {weights!r} is not a convention. Valid: {', '.join(WEIGHT_CONVENTIONS)}.")
         if weights == self.model.weights:
             return self
         if self.variants is None:

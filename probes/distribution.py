@@ -6,7 +6,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from probes.context import InputSpec, ProbeContext
-from probes.measurement import Measurement, ProbeInputError
+from probes.measurement import Measurement, ProbeInputError, require_in_range
 from probes.registry import probe
 
 
@@ -33,6 +33,7 @@ def probability_sum_deviation(ctx: ProbeContext) -> Measurement:
 @probe("top_next_tokens", hooks=())
 def top_next_tokens(ctx: ProbeContext, *, k: int = 5) -> Measurement:
     """The ``k`` most likely next tokens after the last token of the (first) prompt."""
+    require_in_range("k", k, 1, ctx.model.cfg.d_vocab)
     logits, _ = ctx.forward()
     last = real_positions(ctx, ctx.tokens())[0] - 1
     top = logits[0, last].float().topk(k)

@@ -16,7 +16,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from probes.context import ProbeContext
-from probes.measurement import AttentionPicture, Measurement, ProbeInputError
+from probes.measurement import AttentionPicture, Measurement, ProbeInputError, require_in_range
 from probes.registry import probe
 
 PATTERN_HOOK = ("attn.hook_pattern",)
@@ -86,6 +86,8 @@ def head_score(ctx: ProbeContext, *, head: str, kind: str) -> Measurement:
 def best_unclaimed_head_score(ctx: ProbeContext, *, kind: str, claimed: list[str]) -> Measurement:
     """The highest ``kind`` score among heads not in ``claimed``: a negative control."""
     cfg = ctx.model.cfg
+    if not claimed:
+        raise ProbeInputError("claimed is empty: list the heads the control excludes, e.g. ['5.1', '5.5']")
     excluded = {parse_head(h, cfg.n_layers, cfg.n_heads) for h in claimed}
     scores = head_scores(ctx, kind)
     for layer, index in excluded:
@@ -103,6 +105,7 @@ def best_unclaimed_head_score(ctx: ProbeContext, *, kind: str, claimed: list[str
 def top_heads(ctx: ProbeContext, *, kind: str, k: int = 5) -> Measurement:
     """The set of the ``k`` highest-scoring heads, in layer order (a discrete fact, for snapshots:
     ranks among near-equal scores would flip between devices, membership does not)."""
+    require_in_range("k", k, 1, ctx.model.cfg.n_layers * ctx.model.cfg.n_heads)
     scores = head_scores(ctx, kind)
     top = scores.flatten().topk(k)
     heads = sorted(divmod(int(i), ctx.model.cfg.n_heads) for i in top.indices)

@@ -11,7 +11,7 @@ import torch
 
 from probes.context import InputSpec, ProbeContext
 from probes.distribution import real_positions
-from probes.measurement import Measurement, ProbeInputError
+from probes.measurement import Measurement, ProbeInputError, require_in_range
 from probes.registry import probe
 
 # BABA templates of the IOI paper's dataset (Appendix; ioi_dataset.py of its code).
@@ -31,6 +31,8 @@ NAMES = (" Mary", " John", " Tom", " James", " Dan", " Sid", " Martin", " Amy", 
 
 def ioi_prompts(ctx: ProbeContext, count: int, seed: int) -> list[tuple[str, int, int]]:
     """``count`` prompts as (text, IO id, S id); names are the single-token ones of NAMES."""
+    require_in_range("count", count, 1)
+    require_in_range("seed", seed, 0)
     tokenizer = ctx.bridge.tokenizer
     single = [(n, ids[0]) for n in NAMES if len(ids := tokenizer.encode(n, add_special_tokens=False)) == 1]
     if len(single) < 2:

@@ -24,5 +24,12 @@ class ProbeInputError(ValueError):
     """A probe was given inputs it cannot measure (empty prompt, too long, bad head...)."""
 
 
+def require_in_range(name: str, value: int, low: int, high: int | None = None) -> None:
+    """Raise ProbeInputError unless low <= value (<= high)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        valid = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        raise ProbeInputError(f"{name} = {value!r} is not valid: expected {valid}")
+
+
 class ResourceUnavailable(RuntimeError):
     """The measurement needs something this machine lacks (a second device, say)."""

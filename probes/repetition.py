@@ -7,7 +7,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from probes.context import InputSpec, ProbeContext
-from probes.measurement import Measurement, ProbeInputError
+from probes.measurement import Measurement, ProbeInputError, require_in_range
 from probes.registry import probe
 
 REDUCTIONS = {"min": min, "max": max, "mean": lambda values: sum(values) / len(values)}
@@ -82,6 +82,11 @@ def repeated_name_failure_rate(
 ) -> Measurement:
     """CheckList-style: the fraction of invented names whose continuation at ``occurrence``
     gets a (min) probability below ``min_probability``. ``template`` holds ``{name}``."""
+    require_in_range("count", count, 1)
+    require_in_range("seed", seed, 0)
+    require_in_range("occurrence", occurrence, 1)
+    if not 0 < min_probability <= 1:
+        raise ProbeInputError(f"min_probability = {min_probability!r} is not a probability in (0, 1]")
     if "{name}" not in template:
         raise ProbeInputError(f"template {template[:60]!r}... has no {{name}} placeholder")
     failures, worst = [], {}

@@ -37,6 +37,8 @@ def token_count(ctx: ProbeContext, *, text: str) -> Measurement:
 @probe("pieces_table", hooks=None)
 def pieces_table(ctx: ProbeContext, *, texts: list[str]) -> Measurement:
     """``{text: pieces}`` for many texts: a snapshot of this shows a tokenizer change as a diff."""
+    if not texts:
+        raise ProbeInputError("pieces_table needs a non-empty list of texts")
     return Measurement(value={text: _pieces(ctx, _encode(ctx, text)) for text in texts})
 
 
@@ -57,5 +59,6 @@ def special_token_id(ctx: ProbeContext, *, token: str) -> Measurement:
 @probe("first_token_id", hooks=None)
 def first_token_id(ctx: ProbeContext, *, text: str) -> Measurement:
     """The first id the model is fed for ``text``: the BOS id when BOS is prepended."""
+    _encode(ctx, text)  # validates the text
     tokens = ctx.bridge.to_tokens(text)  # the library default, as a user calls it
     return Measurement(value=int(tokens[0, 0]), details={"bos_token_id": ctx.bridge.tokenizer.bos_token_id})

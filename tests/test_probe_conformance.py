@@ -1,0 +1,88 @@
+"""Generic conformance tests that every registered probe gets, with no code of its own.
+
+Each probe is exercised through the first built-in claim that uses it (a probe without a
+claim fails here: add one). A probe must return plain, JSON-ready values; measure the same
+thing twice; leave the session's model untouched (weights, device, dtype); and refuse bad
+input with ProbeInputError, not a traceback from inside torch.
+"""
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from probes.context import InputSpec
+from probes.measurement import ProbeInputError
+from probes.registry import load_builtin_probes
+
+PROBES = load_builtin_probes()
+
+
+def example_claim(claims_session, name: str):
+    claims = [c for c in claims_session.claims if c.probe == name]
+    assert claims, f"probe {name!r} is registered but no claim uses it: add one to a claim file"
+    applicable = [c for c in claims if c.applies_to(claims_session.spec.family)]
+    return (applicable or claims)[0]
+
+
+def fingerprint(bridge) -> tuple:
+    parameters = list(bridge.parameters())
+    total = sum(float(p.detach().double().sum()) for p in parameters)
+    return total, parameters[0].device, parameters[0].dtype
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_probe_is_deterministic_json_ready_and_read_only(name, claims_session, model):
+    claim = example_claim(claims_session, name)
+    before = fingerprint(model.bridge)
+    first = claims_session.measure(claim)
+    second = claims_session.measure(claim)
+    assert fingerprint(model.bridge) == before, f"probe {name!r} changed the session's model"
+    encoded = json.dumps(first.value)
+    json.dumps(first.details)
+    assert encoded == json.dumps(second.value), f"probe {name!r} is not deterministic"
+    if isinstance(first.value, float):
+        assert math.isfinite(first.value), f"probe {name!r} returned {first.value}"
+
+
+def bad_variants(claim):
+    spec = PROBES[claim.probe]
+    if spec.needs_forward:
+        yield replace(claim, input=InputSpec(texts=("",)))
+    for key, value in claim.params.items():
+        if isinstance(value, str):
+            yield replace(claim, params={**claim.params, key: ""})
+        elif isinstance(value, list):
+            yield replace(claim, params={**claim.params, key: []})
+        elif isinstance(value, int) and not isinstance(value, bool):
+            yield replace(claim, params={**claim.params, key: -1})
+
+
+@pytest.mark.parametrize("name", sorted(name for name, spec in PROBES.items() if spec.params or spec.needs_forward))
+def test_probe_refuses_bad_input_clearly(name, claims_session, model):
+    claim = example_claim(claims_session, name)
+    variants = list(bad_variants(claim))
+    assert variants
+    for bad in variants:
+        with pytest.raises(ProbeInputError):
+            claims_session.measure(bad)
+
+
+def test_empty_and_too_long_prompts_name_the_problem(claims_session, model):
+    claim = example_claim(claims_session, "probability_sum_deviation")
+    with pytest.raises(ProbeInputError, match="empty prompt ''"):
+        claims_session.measure(replace(claim, input=InputSpec(texts=("",))))
+    too_long = " hello" * (model.cfg.n_ctx + 5)
+    with pytest.raises(ProbeInputError, match=r"longer than the model's context of 1024 tokens"):
+        claims_session.measure(replace(claim, input=InputSpec(texts=(too_long,))))
+
+
+def test_non_finite_logits_are_a_clear_error(claims_session, model):
+    from probes.context import NonFiniteLogits, check_finite_logits
+
+    logits = torch.zeros(1, 3, 5)
+    logits[0, 1, 2] = float("nan")
+    with pytest.raises(NonFiniteLogits, match=r"NaN or inf logits at 1 entries, \(batch, position\) \[\[0, 1\]\]"):
+        check_finite_logits(logits, InputSpec(texts=("x",)))
