@@ -75,6 +75,7 @@ class ClaimSession:
         self._planned: list = []
         self.load_seconds = 0.0
         self.claim_seconds = 0.0
+        self.last_seconds = 0.0
 
     # -- the model, loaded once per (model, device, dtype, weights) ------------------------
 
@@ -138,7 +139,8 @@ class ClaimSession:
         except ResourceUnavailable as missing:
             pytest.skip(str(missing))
         finally:  # a model variant loaded on first use is load time, not claim time
-            self.claim_seconds += time.perf_counter() - start - (self.load_seconds - loading)
+            self.last_seconds = time.perf_counter() - start - (self.load_seconds - loading)
+            self.claim_seconds += self.last_seconds
 
     def record(self, claim, measurement, passed: bool, threshold: str, margin) -> None:
         self.results.append(
@@ -154,6 +156,7 @@ class ClaimSession:
                 "justification": claim.justification,
                 "file": claim.file,
                 "details": measurement.details,
+                "seconds": round(self.last_seconds, 4),
                 "pictures": [vars(p) for p in measurement.pictures],
             }
         )
@@ -286,3 +289,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from probes.report import write_reports
 
     write_reports(claims_session.report_path, claims_session.run_info(), claims_session.results)
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Record where a timing came from: device, dtype, model, library versions."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    import torch
+
+    machine_info["interp_claims"] = {
+        "model": session.spec.name,
+        "device": str(session.device),
+        "gpu": torch.cuda.get_device_name(session.device) if session.device.type == "cuda" else None,
+        "dtype": str(session.dtype),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }

@@ -58,6 +58,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass
+class ForwardResult:
+    logits: Tensor
+    cache: dict[str, Tensor]
+    names: frozenset[str]  # the hooks kept
+    finite: bool  # every logit finite (checked once per pass)
+
+
 class ForwardRunner:
     """Runs each distinct input once, keeping the union of the activations its claims need."""
 
@@ -65,7 +73,7 @@ class ForwardRunner:
         self.model = model
         self.stats = ForwardStats()
         self._planned: dict[str, set[str]] = {}
-        self._results: dict[str, tuple[Tensor, dict[str, Tensor], frozenset[str]]] = {}
+        self._results: dict[str, ForwardResult] = {}
         self._tokens: dict[str, Tensor] = {}
 
     def plan(self, spec: InputSpec, hooks: tuple[str, ...]) -> None:
@@ -104,18 +112,17 @@ class ForwardRunner:
         needed = self._planned.setdefault(spec.key, set())
         needed.update(hooks)
         cached = self._results.get(spec.key)
-        if cached is None or not needed <= cached[2]:
+        if cached is None or not needed <= cached.names:
             names = frozenset(needed)
             tokens = self.tokens(spec)
             logits, cache = self.timed(
                 lambda: self.model.bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith(tuple(names)))
             )
-            cached = (logits, dict(cache.items()), names)
+            cached = ForwardResult(logits, dict(cache.items()), names, bool(torch.isfinite(logits).all()))
             self._results[spec.key] = cached
-        logits, cache, _ = cached
-        if check_finite:
-            check_finite_logits(logits, spec)
-        return logits, cache
+        if check_finite and not cached.finite:
+            check_finite_logits(cached.logits, spec)
+        return cached.logits, cached.cache
 
     def timed(self, forward: Callable[[], Any]) -> Any:
         """Run one forward pass under ``torch.no_grad``, timing it (CUDA synchronised)."""

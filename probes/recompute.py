@@ -41,10 +41,11 @@ def gelu_new(x: Tensor) -> Tensor:
 def manual_mlp(
     bridge, layer: int, normalized: Float[Tensor, "batch pos d_model"]
 ) -> tuple[Float[Tensor, "batch pos d_mlp"], Float[Tensor, "batch pos d_model"]]:
-    layernorm = bridge.blocks[layer].ln2._original_component
+    block = bridge.blocks[layer]  # per-layer weights: bridge.W_in stacks every layer on each access
+    layernorm = block.ln2._original_component
     x = normalized * layernorm.weight + layernorm.bias
-    pre = x @ bridge.W_in[layer] + bridge.b_in[layer]
-    out = gelu_new(pre) @ bridge.W_out[layer] + bridge.b_out[layer]
+    pre = x @ block.mlp.W_in + block.mlp.b_in
+    out = gelu_new(pre) @ block.mlp.W_out + block.mlp.b_out
     return pre, out
 
 
