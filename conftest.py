@@ -168,9 +168,9 @@ class ClaimSession:
         return passes, seconds
 
     def run_info(self) -> dict:
+        from importlib.metadata import version
+
         import torch
-        import transformer_lens
-        import transformers
 
         passes, seconds = self.forward_stats
         model = self._models.get(self.weights)
@@ -185,8 +185,8 @@ class ClaimSession:
             "weights": self.weights,
             "versions": {
                 "torch": torch.__version__,
-                "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
-                "transformers": transformers.__version__,
+                "transformer_lens": version("transformer-lens"),
+                "transformers": version("transformers"),
                 "python": __import__("platform").python_version(),
             },
             "forward_passes": passes,

@@ -78,3 +78,25 @@ def batch_consistency(ctx: ProbeContext) -> Measurement:
         alone = next_token_log_probs(alone_logits, alone_tokens)[0]
         worst = max(worst, float((batched[row, : n - 1] - alone).abs().max()))
     return Measurement(value=worst, details={"prompts": len(ctx.input.texts), "padded_length": tokens.shape[1]})
+
+
+@probe("device_consistency", hooks=())
+def device_consistency(ctx: ProbeContext) -> Measurement:
+    """Max |log p on this device - log p on the other| (CPU vs CUDA) over every real position.
+
+    Loads a second copy of the model from the same folder on the other device."""
+    from probes.measurement import ResourceUnavailable
+    from probes.models import load_model
+
+    tokens = ctx.tokens()  # validates the input before anything is loaded
+    if not torch.cuda.is_available():
+        raise ResourceUnavailable("needs a CUDA device to compare with the CPU (torch.cuda.is_available() is False)")
+    other_device = torch.device("cpu") if ctx.model.device.type == "cuda" else torch.device("cuda")
+    other = load_model(ctx.model.spec, other_device, ctx.model.dtype, ctx.model.weights)
+    logits, _ = ctx.forward()
+    with torch.no_grad():
+        other_logits = ctx.runner.timed(lambda: other.bridge(tokens.to(other_device)))
+    here = next_token_log_probs(logits, tokens)
+    there = next_token_log_probs(other_logits.to(logits.device), tokens)
+    worst = max(float((here[row, : n - 1] - there[row, : n - 1]).abs().max()) for row, n in enumerate(real_positions(ctx, tokens)))
+    return Measurement(value=worst, details={"devices": [str(ctx.model.device), str(other_device)]})

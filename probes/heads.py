@@ -59,7 +59,7 @@ def head_name(layer: int, index: int) -> str:
     return f"{layer}.{index}"
 
 
-def pattern_picture(ctx: ProbeContext, layer: int, index: int, max_positions: int = 64) -> AttentionPicture:
+def pattern_picture(ctx: ProbeContext, layer: int, index: int, max_positions: int = 128) -> AttentionPicture:
     _, cache = ctx.forward()
     pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0, index, :max_positions, :max_positions].float()
     tokens = ctx.tokens()[0, :max_positions].tolist()

@@ -19,13 +19,22 @@ def _short(value: Any, width: int = 40) -> str:
 
 
 def summary_lines(run: dict, results: list[dict]) -> list[str]:
+    """One row per claim row of a file (its ``each`` cases folded: passed/total, the worst margin)."""
     passed = sum(r["passed"] for r in results)
     lines = [
         f"model {run['model']} (family {run['family']}) on {run['device']} {run['dtype']}, weights {run['weights']}",
-        f"{'claim':<58} {'result':<6} {'value':<22} threshold",
+        f"{'claim':<48} {'passed':>7} {'worst value':<24} threshold",
     ]
+    groups: dict[str, list[dict]] = {}
     for r in results:
-        lines.append(f"{r['id'][:58]:<58} {'PASS' if r['passed'] else 'FAIL':<6} {_short(r['value'], 22):<22} {r['threshold']}")
+        groups.setdefault(r["id"].split("[")[0], []).append(r)
+    for claim_id, rows in groups.items():
+        failing = [r for r in rows if not r["passed"]]
+        numeric = [r for r in rows if isinstance(r["margin"], (int, float))]
+        worst = failing[0] if failing else min(numeric, key=lambda r: r["margin"]) if numeric else rows[0]
+        count = f"{len(rows) - len(failing)}/{len(rows)}"
+        flag = "" if not failing else "  <- FAIL"
+        lines.append(f"{claim_id[:48]:<48} {count:>7} {_short(worst['value'], 24):<24} {_short(worst['threshold'], 36)}{flag}")
     ratio = run["claim_seconds"] / run["forward_seconds"] if run["forward_seconds"] else float("nan")
     lines.append(
         f"{passed}/{len(results)} claims passed; {run['forward_passes']} forward passes took "

@@ -1,5 +1,7 @@
 """The embedded planted model: deterministic, a standard Hugging Face folder, circuits where planted."""
 
+import sys
+
 import pytest
 import torch
 
@@ -81,7 +83,7 @@ def test_bridge_logits_equal_hugging_face_logits(model):
 
 
 def test_export_cli_writes_a_loadable_folder(tmp_path):
-    result = run("python", "-m", "probes.export", str(tmp_path / "exported"))
+    result = run(sys.executable, "-m", "probes.export", str(tmp_path / "exported"))
     assert result.returncode == 0, result.stderr
     files = {p.name for p in (tmp_path / "exported").iterdir()}
     assert {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json", "planted.json"} <= files
@@ -93,5 +95,5 @@ def test_export_cli_writes_a_loadable_folder(tmp_path):
 
 def test_export_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = run("python", "-m", "probes.export", str(tmp_path))
+    result = run(sys.executable, "-m", "probes.export", str(tmp_path))
     assert result.returncode == 2 and "exists and is not empty" in result.stderr
