@@ -43,7 +43,9 @@ def manual_mlp(
 ) -> tuple[Float[Tensor, "batch pos d_mlp"], Float[Tensor, "batch pos d_model"]]:
     block = bridge.blocks[layer]  # per-layer weights: bridge.W_in stacks every layer on each access
     layernorm = block.ln2._original_component
-    x = normalized * layernorm.weight + layernorm.bias
+    # In bfloat16/float16 the bridge reports the normalised input in float32; the Linear runs in
+    # the model's dtype, so cast there as the model does.
+    x = (normalized * layernorm.weight + layernorm.bias).to(block.mlp.W_in.dtype)
     pre = x @ block.mlp.W_in + block.mlp.b_in
     out = gelu_new(pre) @ block.mlp.W_out + block.mlp.b_out
     return pre, out
