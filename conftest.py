@@ -208,6 +208,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     for behaviour in sorted({claim.behaviour for claim in session.claims}):
         config.addinivalue_line("markers", f"{behaviour}: claims of behaviour '{behaviour}'")
+    for family in sorted({family for claim in session.claims for family in claim.models}):
+        config.addinivalue_line("markers", f"{model_marker(family)}: claims written for model family '{family}'")
+
+
+def model_marker(family: str) -> str:
+    """The marker of claims listing ``family``: ``-m for_gpt2``; ``for_any`` for models = ["*"]."""
+    return "for_any" if family == "*" else f"for_{family}"
 
 
 def _claims_session(config: pytest.Config) -> ClaimSession:
@@ -225,6 +232,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if (claim.expect["op"] == "snapshot") != snapshot:
             continue
         marks = [pytest.mark.claim(behaviour=claim.behaviour), getattr(pytest.mark, claim.behaviour)]
+        marks += [getattr(pytest.mark, model_marker(family)) for family in claim.models]
         if snapshot:  # one case, and one snapshot, per model family the claim lists
             params += [pytest.param((claim, family), id=f"{claim.id}@{family}", marks=marks) for family in claim.models]
         else:

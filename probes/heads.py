@@ -12,6 +12,7 @@ Uniform causal attention scores about 1/position (~0.01 for seq_len 50): the cha
 """
 
 import torch
+from einops import reduce
 from jaxtyping import Float
 from torch import Tensor
 
@@ -51,7 +52,8 @@ def head_scores(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
     rows = []
     for layer in range(ctx.model.cfg.n_layers):
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"].float()
-        rows.append(pattern.diagonal(offset=offset, dim1=-2, dim2=-1).mean(dim=(0, -1)))
+        stripe = pattern.diagonal(offset=offset, dim1=-2, dim2=-1)
+        rows.append(reduce(stripe, "batch head position -> head", "mean"))
     return torch.stack(rows).cpu()
 
 

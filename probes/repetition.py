@@ -89,19 +89,19 @@ def repeated_name_failure_rate(
         raise ProbeInputError(f"min_probability = {min_probability!r} is not a probability in (0, 1]")
     if "{name}" not in template:
         raise ProbeInputError(f"template {template[:60]!r}... has no {{name}} placeholder")
-    failures, worst = [], {}
-    for name in invented_names(count, seed):
+    names = [name for name in invented_names(count, seed) if len(name_token_ids(ctx, name)) >= 2]
+    if not names:
+        raise ProbeInputError("no invented name split into two or more tokens")
+    spec = InputSpec(texts=tuple(template.replace("{name}", name) for name in names))
+    logits, _ = ctx.runner.run(spec)  # one batched pass (right-padded) for every name
+    tokens = ctx.runner.tokens(spec)
+    worst, failures = {}, []
+    for row, name in enumerate(names):
         ids = name_token_ids(ctx, name)
-        if len(ids) < 2:
-            continue
-        spec = InputSpec(texts=(template.replace("{name}", name),))
-        logits, _ = ctx.runner.run(spec)
-        p = min(continuation_probabilities(logits[0], ctx.runner.tokens(spec)[0], ids, occurrence))
+        p = min(continuation_probabilities(logits[row], tokens[row], ids, occurrence))
         worst[name] = round(p, 4)
         if p < min_probability:
             failures.append(name)
-    if not worst:
-        raise ProbeInputError("no invented name split into two or more tokens")
     return Measurement(
         value=len(failures) / len(worst),
         details={"names": len(worst), "failures": failures, "min_probability_per_name": worst},

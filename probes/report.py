@@ -14,7 +14,10 @@ from typing import Any
 
 
 def _short(value: Any, width: int = 40) -> str:
-    text = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

@@ -1,0 +1,55 @@
+"""The report writers: JSON, Markdown and a self-contained HTML page with PNG heatmaps."""
+
+import base64
+import json
+import re
+import struct
+import zlib
+
+from probes.report import png_heatmap, summary_lines, write_reports
+
+RUN = {
+    "model": "embedded", "family": "embedded", "device": "cpu", "device_name": "cpu", "dtype": "float32",
+    "weights": "raw", "versions": {"torch": "x"}, "forward_passes": 2, "forward_seconds": 1.0,
+    "claim_seconds": 1.2, "model_load_seconds": 3.0,
+}
+RESULTS = [
+    {"id": "heads.induction[5.1]", "behaviour": "induction", "probe": "head_score", "passed": True, "value": 0.98,
+     "threshold": "> 0.4", "margin": 0.58, "source": "ARENA 1.2", "justification": "", "file": "f", "details": {},
+     "seconds": 0.1, "pictures": [{"title": "head 5.1", "labels": ["a", "b"], "pattern": [[1.0, 0.0], [0.5, 0.5]]}]},
+    {"id": "heads.induction[5.5]", "behaviour": "induction", "probe": "head_score", "passed": False, "value": 0.01,
+     "threshold": "> 0.4", "margin": -0.39, "source": "ARENA 1.2", "justification": "", "file": "f", "details": {},
+     "seconds": 0.1, "pictures": []},
+]
+
+
+def decode_png(data: bytes) -> tuple[int, int, bytes]:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", data[16:24])
+    idat_length = struct.unpack(">I", data[33:37])[0]
+    return width, height, zlib.decompress(data[41 : 41 + idat_length])
+
+
+def test_png_heatmap_pixels():
+    width, height, raw = decode_png(png_heatmap([[1.0, 0.0]], cell=2))
+    assert (width, height) == (4, 2)
+    assert raw == b"\x00\x00\x00\xff\xff" * 2  # filter byte, black black white white, per row
+
+
+def test_reports_hold_every_claim_and_embed_pictures(tmp_path):
+    json_path, markdown, page = write_reports(tmp_path / "out" / "claims.json", RUN, RESULTS)
+    data = json.loads(json_path.read_text())
+    assert [c["id"] for c in data["claims"]] == ["heads.induction[5.1]", "heads.induction[5.5]"]
+    assert {"passed", "value", "threshold", "source", "behaviour"} <= set(data["claims"][0])
+    assert "| heads.induction[5.5] | **NO** |" in markdown.read_text()
+    html = page.read_text()
+    images = re.findall(r"base64,([A-Za-z0-9+/=]+)", html)
+    assert len(images) == 1 and decode_png(base64.b64decode(images[0]))[:2] == (12, 12)
+    assert "http" not in html  # opens offline: nothing to fetch
+
+
+def test_summary_folds_cases_and_flags_failures():
+    lines = summary_lines(RUN, RESULTS)
+    row = next(line for line in lines if line.startswith("heads.induction"))
+    assert "1/2" in row and "FAIL" in row and "0.01" in row
+    assert "ratio 1.20" in lines[-1]
