@@ -7,6 +7,17 @@ model families are deselected.
 import pytest
 
 
+def measure(claims_session, claim):
+    """The claim's measurement; a bad input or non-finite logits fail the claim with one clear line."""
+    from probes.context import NonFiniteLogits
+    from probes.measurement import ProbeInputError
+
+    try:
+        return claims_session.measure(claim)
+    except (ProbeInputError, NonFiniteLogits) as error:
+        pytest.fail(f"claim {claim.id} ({claim.file} #{claim.row}): {type(error).__name__}: {error}", pytrace=False)
+
+
 def _explain(claim, measurement, verdict_text: str) -> str:
     details = ", ".join(f"{k}={v}" for k, v in measurement.details.items())
     return (
@@ -18,7 +29,7 @@ def _explain(claim, measurement, verdict_text: str) -> str:
 def test_claim(claim, claims_session):
     from probes.claims import check
 
-    measurement = claims_session.measure(claim)
+    measurement = measure(claims_session, claim)
     verdict = check(claim, measurement.value, claims_session.dtype)
     claims_session.record(claim, measurement, verdict.passed, verdict.threshold, verdict.margin)
     assert verdict.passed, _explain(claim, measurement, verdict.threshold)
@@ -26,7 +37,7 @@ def test_claim(claim, claims_session):
 
 def test_snapshot_claim(snapshot_claim, claims_session, snapshot):
     claim, _family = snapshot_claim
-    measurement = claims_session.measure(claim)
+    measurement = measure(claims_session, claim)
     try:
         assert measurement.value == snapshot
     except AssertionError:

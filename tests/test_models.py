@@ -78,3 +78,26 @@ def test_dtype_names():
     assert resolve_dtype("bfloat16") is torch.bfloat16
     with pytest.raises(ModelConfigError, match="Valid: float32, bfloat16, float16"):
         resolve_dtype("float64")
+
+
+def test_hub_id_loads_from_a_local_hugging_face_cache(tmp_path, monkeypatch):
+    """`--model gpt2` resolves through the Hugging Face cache layout (refs/main -> snapshots/HASH):
+    here a real cache holding the embedded model's files under GPT-2's id."""
+    import huggingface_hub.constants as constants
+
+    from probes.embedded import planted_model_folder
+    from probes.models import load_model, weights_folder
+
+    commit = "0" * 40
+    repo = tmp_path / "models--openai-community--gpt2"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for file in planted_model_folder().iterdir():
+        (snapshot / file.name).symlink_to(file)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    spec = resolve_model("gpt2")
+    assert weights_folder(spec) == snapshot
+    loaded = load_model(spec, torch.device("cpu"), torch.float32)
+    assert loaded.bridge.to_str_tokens(" Quomatarus") == ["<|endoftext|>", " Qu", "om", "atar", "us"]
