@@ -24,13 +24,17 @@ def write_random_gpt2(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def run_suite(pytester, *args: str, report: Path) -> tuple[object, dict[str, bool]]:
-    """Run the claim tests in a fresh interpreter; returns pytest's result and {claim id: passed}."""
-    result = pytester.run(
-        sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_claims.py"), "--rootdir", str(ROOT),
-        "-p", "no:cacheprovider", "-q", "--claims-report", str(report), *args,
-        timeout=900,
+def run_claim_tests(pytester, *args: str, root: Path = ROOT):
+    """Run ``root``'s claim tests in a fresh interpreter (jaxtyping's import hook needs one)."""
+    return pytester.run(
+        sys.executable, "-m", "pytest", str(root / "tests" / "test_claims.py"), "--rootdir", str(root),
+        "-p", "no:cacheprovider", "-q", *args, timeout=900,
     )
+
+
+def run_suite(pytester, *args: str, report: Path) -> tuple[object, dict[str, bool]]:
+    """Run the claim tests; returns pytest's result and {claim id: passed} from the JSON report."""
+    result = run_claim_tests(pytester, "--claims-report", str(report), *args)
     outcomes = {}
     if report.exists():
         outcomes = {c["id"]: c["passed"] for c in json.loads(report.read_text())["claims"]}

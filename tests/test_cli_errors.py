@@ -1,15 +1,6 @@
 """What a user sees for bad options and bad claims: one clear line, no traceback from torch."""
 
-import sys
-
-from tests.helpers import ROOT
-
-
-def run_pytest(pytester, *args: str):
-    return pytester.run(
-        sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_claims.py"), "--rootdir", str(ROOT),
-        "-p", "no:cacheprovider", "-q", *args, timeout=600,
-    )
+from tests.helpers import run_claim_tests as run_pytest
 
 
 def test_unusable_device_stops_the_session_at_once(pytester):

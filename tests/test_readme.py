@@ -2,9 +2,8 @@
 
 import re
 import shutil
-import sys
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_claim_tests
 
 README = (ROOT / "README.md").read_text()
 
@@ -26,9 +25,6 @@ def test_readme_probe_and_claim_work_in_a_copy(pytester, tmp_path):
     probe = code_block("python", "# probes/attention_to_bos.py")
     (copy / "probes" / "attention_to_bos.py").write_text(probe)
     (copy / "my_claims.toml").write_text(code_block("toml", "[[claim]]\nid = \"sink."))
-    result = pytester.run(
-        sys.executable, "-m", "pytest", str(copy / "tests" / "test_claims.py"), "--rootdir", str(copy),
-        "-p", "no:cacheprovider", "-q", "--claims", str(copy / "my_claims.toml"), "-k", "sink", timeout=600,
-    )
+    result = run_claim_tests(pytester, "--claims", str(copy / "my_claims.toml"), "-k", "sink", root=copy)
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*2 passed*"])
