@@ -66,7 +66,7 @@ def mean_loss(ctx: ProbeContext) -> Measurement:
 @probe("batch_consistency", hooks=())
 def batch_consistency(ctx: ProbeContext) -> Measurement:
     """Max |log p batched - log p alone| over every real position: padding and batching must not matter."""
-    if ctx.input.texts is None or len(ctx.input.texts) < 2:
+    if len(ctx.input.texts) < 2:
         raise ProbeInputError("batch_consistency needs `texts` with at least two prompts")
     logits, _ = ctx.forward()
     tokens = ctx.tokens()

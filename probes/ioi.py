@@ -50,8 +50,8 @@ def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int) -> torch.Ten
     spec = InputSpec(texts=tuple(text for text, _, _ in prompts))
     logits, _ = ctx.runner.run(spec)
     child = ProbeContext(ctx.model, ctx.runner, spec)
-    last = torch.tensor(real_positions(child, ctx.runner.tokens(spec))) - 1
-    final = logits[torch.arange(len(prompts)), last.to(logits.device)].float()
+    last = torch.tensor(real_positions(child, ctx.runner.tokens(spec)), device=logits.device) - 1
+    final = logits[torch.arange(len(prompts), device=logits.device), last].float()
     io = torch.tensor([i for _, i, _ in prompts], device=final.device)
     s = torch.tensor([j for _, _, j in prompts], device=final.device)
     return (final.gather(-1, io[:, None]) - final.gather(-1, s[:, None]))[:, 0].cpu()
