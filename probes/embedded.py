@@ -286,9 +286,12 @@ def cache_root() -> Path:
 def planted_model_folder(
     layout: PlantedLayout = DEFAULT_LAYOUT, seed: int = DEFAULT_SEED
 ) -> Path:
-    """The cached folder of this layout and seed, built on first use (atomic rename)."""
+    """The cached folder of this layout and seed, built on first use (atomic rename).
+
+    Its name hashes the layout, the seed and this file's source, so a changed builder never
+    reuses a stale folder."""
     description = json.dumps(layout_description(layout, seed), sort_keys=True)
-    digest = hashlib.sha256(description.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(description.encode() + Path(__file__).read_bytes()).hexdigest()[:12]
     folder = cache_root() / f"planted-gpt2-v{BUILDER_VERSION}-{digest}"
     if (folder / "planted.json").exists():
         return folder
