@@ -95,8 +95,9 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
     for r in results:
         margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
         status = '<td class="pass">pass</td>' if r["passed"] else '<td class="fail">FAIL</td>'
+        name = f"<a href='#{esc(r['id'])}'>{esc(r['id'])}</a>" if r["pictures"] else esc(r["id"])
         rows.append(
-            f"<tr><td><a href='#{esc(r['id'])}'>{esc(r['id'])}</a></td>{status}<td>{esc(_short(r['value'], 60))}</td>"
+            f"<tr><td>{name}</td>{status}<td>{esc(_short(r['value'], 60))}</td>"
             f"<td>{esc(r['threshold'])}</td><td>{margin}</td><td>{esc(r['source'])}</td></tr>"
         )
     figures = []
