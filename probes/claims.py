@@ -127,7 +127,7 @@ def _expand(row: dict[str, Any], error) -> list[tuple[str, dict[str, Any]]]:
         return [(row["id"], params)]
     cases = []
     for values in itertools.product(*each.values()):
-        case = dict(zip(each, values))
+        case = dict(zip(each, values, strict=True))
         label = ",".join(str(v).strip() for v in values)
         cases.append((f"{row['id']}[{label}]", {**params, **case}))
     return cases

@@ -40,7 +40,7 @@ def top_next_tokens(ctx: ProbeContext, *, k: int = 5) -> Measurement:
     ids = top.indices.tolist()
     pieces = [ctx.bridge.tokenizer.decode([i]) for i in ids]
     return Measurement(
-        value=[[i, p] for i, p in zip(ids, pieces)],
+        value=[[i, p] for i, p in zip(ids, pieces, strict=True)],
         details={"logits": [round(v, 4) for v in top.values.tolist()]},
     )
 
@@ -72,9 +72,9 @@ def batch_consistency(ctx: ProbeContext) -> Measurement:
     tokens = ctx.tokens()
     batched = next_token_log_probs(logits, tokens)
     worst = 0.0
-    for row, (text, n) in enumerate(zip(ctx.input.texts, real_positions(ctx, tokens))):
+    for row, (text, n) in enumerate(zip(ctx.input.texts, real_positions(ctx, tokens), strict=True)):
         alone_tokens = ctx.runner.tokens(InputSpec(texts=(text,)))
-        alone_logits = ctx.runner.timed(lambda: ctx.bridge(alone_tokens))
+        alone_logits = ctx.runner.timed(lambda tokens=alone_tokens: ctx.bridge(tokens))
         alone = next_token_log_probs(alone_logits, alone_tokens)[0]
         worst = max(worst, float((batched[row, : n - 1] - alone).abs().max()))
     return Measurement(value=worst, details={"prompts": len(ctx.input.texts), "padded_length": tokens.shape[1]})
