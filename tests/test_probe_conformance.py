@@ -79,7 +79,7 @@ def test_empty_and_too_long_prompts_name_the_problem(claims_session, model):
         claims_session.measure(replace(claim, input=InputSpec(texts=(too_long,))))
 
 
-def test_non_finite_logits_are_a_clear_error(claims_session, model):
+def test_non_finite_logits_are_a_clear_error():
     from probes.context import NonFiniteLogits, check_finite_logits
 
     logits = torch.zeros(1, 3, 5)
