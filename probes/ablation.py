@@ -9,10 +9,10 @@ from collections import defaultdict
 from jaxtyping import Float
 from torch import Tensor
 
-from probes.context import ProbeContext
+from interp_claims.context import ProbeContext
 from probes.heads import parse_head
-from probes.measurement import Measurement, ProbeInputError
-from probes.registry import probe
+from interp_claims.measurement import Measurement, ProbeInputError
+from interp_claims.registry import probe
 from probes.repetition import name_token_ids, continuation_probabilities
 
 ABLATIONS = ("zero", "mean")

@@ -5,9 +5,9 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from probes.context import InputSpec, ProbeContext
-from probes.measurement import Measurement, ProbeInputError, require_in_range
-from probes.registry import probe
+from interp_claims.context import InputSpec, ProbeContext
+from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
+from interp_claims.registry import probe
 
 
 def real_positions(ctx: ProbeContext, tokens: Int[Tensor, "batch pos"]) -> list[int]:
@@ -85,8 +85,8 @@ def device_consistency(ctx: ProbeContext) -> Measurement:
     """Max |log p on this device - log p on the other| (CPU vs CUDA) over every real position.
 
     Loads a second copy of the model from the same folder on the other device."""
-    from probes.measurement import ResourceUnavailable
-    from probes.models import load_model
+    from interp_claims.measurement import ResourceUnavailable
+    from interp_claims.models import load_model
 
     tokens = ctx.tokens()  # validates the input before anything is loaded
     if not torch.cuda.is_available():

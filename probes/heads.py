@@ -16,9 +16,9 @@ from einops import reduce
 from jaxtyping import Float
 from torch import Tensor
 
-from probes.context import ProbeContext
-from probes.measurement import AttentionPicture, Measurement, ProbeInputError, require_in_range
-from probes.registry import probe
+from interp_claims.context import ProbeContext
+from interp_claims.measurement import AttentionPicture, Measurement, ProbeInputError, require_in_range
+from interp_claims.registry import probe
 
 PATTERN_HOOK = ("attn.hook_pattern",)
 SCORE_KINDS = ("induction", "previous_token", "duplicate_token")

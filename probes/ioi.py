@@ -9,10 +9,10 @@ import random
 
 import torch
 
-from probes.context import InputSpec, ProbeContext
+from interp_claims.context import InputSpec, ProbeContext
 from probes.distribution import real_positions
-from probes.measurement import Measurement, ProbeInputError, require_in_range
-from probes.registry import probe
+from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
+from interp_claims.registry import probe
 
 # BABA templates of the IOI paper's dataset (Appendix; ioi_dataset.py of its code).
 TEMPLATES = (

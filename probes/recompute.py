@@ -20,9 +20,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from probes.context import ProbeContext
-from probes.measurement import Measurement, ProbeInputError
-from probes.registry import probe
+from interp_claims.context import ProbeContext
+from interp_claims.measurement import Measurement, ProbeInputError
+from interp_claims.registry import probe
 
 MLP_HOOKS = ("ln2.hook_normalized", "mlp.hook_pre", "hook_mlp_out")
 

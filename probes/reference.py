@@ -6,10 +6,10 @@ printing's half-unit to the dtype's noise in their tolerance.
 
 import torch
 
-from probes.context import ProbeContext
+from interp_claims.context import ProbeContext
 from probes.distribution import next_token_log_probs
-from probes.measurement import Measurement, ProbeInputError
-from probes.registry import probe
+from interp_claims.measurement import Measurement, ProbeInputError
+from interp_claims.registry import probe
 
 CORNER_HOOKS = ("hook_embed", "mlp.hook_pre", "hook_mlp_out")
 

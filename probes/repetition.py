@@ -6,9 +6,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from probes.context import InputSpec, ProbeContext
-from probes.measurement import Measurement, ProbeInputError, require_in_range
-from probes.registry import probe
+from interp_claims.context import InputSpec, ProbeContext
+from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
+from interp_claims.registry import probe
 
 REDUCTIONS = {"min": min, "max": max, "mean": lambda values: sum(values) / len(values)}
 SYLLABLES = ("qu", "om", "at", "ar", "us", "lam", "an", "du", "zor", "vek", "ith", "ul", "mar", "tox", "eph", "ny", "rab", "ost")

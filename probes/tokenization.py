@@ -1,8 +1,8 @@
 """Tokenization facts: how names split, vocabulary size, special ids. No forward pass."""
 
-from probes.context import ProbeContext
-from probes.measurement import Measurement, ProbeInputError
-from probes.registry import probe
+from interp_claims.context import ProbeContext
+from interp_claims.measurement import Measurement, ProbeInputError
+from interp_claims.registry import probe
 
 
 def _encode(ctx: ProbeContext, text: str) -> list[int]:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def write_random_gpt2(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised GPT-2-architecture model (12 layers x 12 heads, d_model 96) with
     GPT-2's tokenizer: the architecture of the claims, none of the behaviours."""
-    from probes.tokenizer_files import write_gpt2_tokenizer
+    from interp_claims.builtin.tokenizer_files import write_gpt2_tokenizer
 
     torch.manual_seed(seed)
     config = GPT2Config(n_layer=12, n_head=12, n_embd=96, n_positions=1024)
@@ -24,10 +24,13 @@ def write_random_gpt2(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+CLAIM_TESTS = ROOT / "interp_claims" / "suite" / "test_claims.py"
+
+
 def run_claim_tests(pytester, *args: str, root: Path = ROOT):
-    """Run ``root``'s claim tests in a fresh interpreter (jaxtyping's import hook needs one)."""
+    """Run the claim tests in a fresh interpreter (jaxtyping's import hook needs one)."""
     return pytester.run(
-        sys.executable, "-m", "pytest", str(root / "tests" / "test_claims.py"), "--rootdir", str(root),
+        sys.executable, "-m", "pytest", str(CLAIM_TESTS), "--rootdir", str(root),
         "-p", "no:cacheprovider", "-q", *args, timeout=900,
     )
 
@@ -42,7 +45,7 @@ def run_suite(pytester, *args: str, report: Path) -> tuple[object, dict[str, boo
 
 
 def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return dict(os.environ)
 
 
 def run(*command: str) -> subprocess.CompletedProcess:

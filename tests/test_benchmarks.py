@@ -7,7 +7,7 @@ compare runs with --benchmark-autosave and --benchmark-compare-fail=mean:10%.
 import pytest
 import torch
 
-from probes.context import InputSpec, ProbeContext, synchronize
+from interp_claims.context import InputSpec, ProbeContext, synchronize
 from probes.heads import PATTERN_HOOK, head_scores
 
 NOTEBOOK_TEXT = (
@@ -17,44 +17,44 @@ NOTEBOOK_TEXT = (
 pytestmark = pytest.mark.benchmark(group="model")
 
 
-def timed(model, function):
+def timed(claims_model, function):
     def run():
         with torch.no_grad():
             result = function()
-        synchronize(model.device)
+        synchronize(claims_model.device)
         return result
 
     return run
 
 
-def test_forward_pass(benchmark, model):
-    tokens = model.bridge.to_tokens(NOTEBOOK_TEXT).to(model.device)
-    logits = benchmark.pedantic(timed(model, lambda: model.bridge(tokens)), rounds=5, warmup_rounds=1)
+def test_forward_pass(benchmark, claims_model):
+    tokens = claims_model.bridge.to_tokens(NOTEBOOK_TEXT).to(claims_model.device)
+    logits = benchmark.pedantic(timed(claims_model, lambda: claims_model.bridge(tokens)), rounds=5, warmup_rounds=1)
     assert logits.shape == (1, 45, 50257)
 
 
-def test_run_with_cache_mlp_hooks(benchmark, model):
-    tokens = model.bridge.to_tokens(NOTEBOOK_TEXT).to(model.device)
+def test_run_with_cache_mlp_hooks(benchmark, claims_model):
+    tokens = claims_model.bridge.to_tokens(NOTEBOOK_TEXT).to(claims_model.device)
     keep = ("ln2.hook_normalized", "mlp.hook_pre", "hook_mlp_out")
     _, cache = benchmark.pedantic(
-        timed(model, lambda: model.bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith(keep))),
+        timed(claims_model, lambda: claims_model.bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith(keep))),
         rounds=5,
         warmup_rounds=1,
     )
-    assert len(cache) == 3 * model.cfg.n_layers
+    assert len(cache) == 3 * claims_model.cfg.n_layers
 
 
-def test_induction_sweep(benchmark, model):
+def test_induction_sweep(benchmark, claims_model):
     """Every head's induction score on [BOS, R, R] (R = 50 tokens, batch 10), from a fresh pass."""
-    from probes.context import ForwardRunner
+    from interp_claims.context import ForwardRunner
 
     spec = InputSpec(repeated_random=(50, 10, 0))
 
     def sweep():
-        runner = ForwardRunner(model)  # fresh: no shared pass to reuse
-        return head_scores(ProbeContext(model, runner, spec, PATTERN_HOOK), "induction")
+        runner = ForwardRunner(claims_model)  # fresh: no shared pass to reuse
+        return head_scores(ProbeContext(claims_model, runner, spec, PATTERN_HOOK), "induction")
 
-    scores = benchmark.pedantic(timed(model, sweep), rounds=3, warmup_rounds=1)
-    assert scores.shape == (model.cfg.n_layers, model.cfg.n_heads)
+    scores = benchmark.pedantic(timed(claims_model, sweep), rounds=3, warmup_rounds=1)
+    assert scores.shape == (claims_model.cfg.n_layers, claims_model.cfg.n_heads)
 
 

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from probes.claims import ClaimFileError, check, load_claim_file, load_claims
+from interp_claims.claims import ClaimFileError, check, load_claim_file, load_claims
 
 GOOD = """
 [[claim]]

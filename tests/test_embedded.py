@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from probes.embedded import (
+from interp_claims.builtin.embedded import (
     DEFAULT_LAYOUT,
     PlantedLayout,
     build_planted_gpt2,
@@ -72,18 +72,18 @@ def test_cached_folder_loads_unchanged_with_transformers():
     torch.testing.assert_close(loaded, reference, rtol=0, atol=0)
 
 
-def test_bridge_logits_equal_hugging_face_logits(model):
+def test_bridge_logits_equal_hugging_face_logits(claims_model):
     """TransformerBridge (raw weights) runs the same network as transformers."""
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(model.folder, attn_implementation="eager").eval().to(model.device, model.dtype)
-    tokens = model.bridge.to_tokens("When Mary and John went to the store, John gave a drink to")
+    hf = AutoModelForCausalLM.from_pretrained(claims_model.folder, attn_implementation="eager").eval().to(claims_model.device, claims_model.dtype)
+    tokens = claims_model.bridge.to_tokens("When Mary and John went to the store, John gave a drink to")
     with torch.no_grad():
-        torch.testing.assert_close(model.bridge(tokens).float(), hf(tokens).logits.float(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(claims_model.bridge(tokens).float(), hf(tokens).logits.float(), atol=1e-4, rtol=1e-4)
 
 
 def test_export_cli_writes_a_loadable_folder(tmp_path):
-    result = run(sys.executable, "-m", "probes.export", str(tmp_path / "exported"))
+    result = run(sys.executable, "-m", "interp_claims.export", str(tmp_path / "exported"))
     assert result.returncode == 0, result.stderr
     files = {p.name for p in (tmp_path / "exported").iterdir()}
     assert {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json", "planted.json"} <= files
@@ -95,5 +95,5 @@ def test_export_cli_writes_a_loadable_folder(tmp_path):
 
 def test_export_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    result = run(sys.executable, "-m", "probes.export", str(tmp_path))
+    result = run(sys.executable, "-m", "interp_claims.export", str(tmp_path))
     assert result.returncode == 2 and "exists and is not empty" in result.stderr

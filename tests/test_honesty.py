@@ -7,7 +7,7 @@
 
 import pytest
 
-from probes.embedded import PlantedLayout, write_planted_model
+from interp_claims.builtin.embedded import PlantedLayout, write_planted_model
 from tests.helpers import run_suite, write_random_gpt2
 
 pytestmark = pytest.mark.honesty

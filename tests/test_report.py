@@ -6,7 +6,7 @@ import re
 import struct
 import zlib
 
-from probes.report import png_heatmap, summary_lines, write_reports
+from interp_claims.report import png_heatmap, summary_lines, write_reports
 
 RUN = {
     "model": "embedded", "family": "embedded", "device": "cpu", "device_name": "cpu", "dtype": "float32",

@@ -7,17 +7,25 @@
 names); every claim on the same input shares one ``run_with_cache`` pass that keeps
 the union of them. ``hooks=None`` means the claim has no ``input``: the probe needs no
 forward pass (tokenizer facts) or builds its own inputs (generated prompts).
+
+Where probes come from (all found before any claim file is read):
+
+* every module of the built-in ``probes`` package;
+* modules named by installed packages under the entry-point group ``interp_claims.probes``
+  (``[project.entry-points."interp_claims.probes"] mine = "my_package.my_probes"``);
+* modules named in the ``claims_probes`` setting of the pytest configuration
+  (``[tool.pytest.ini_options] claims_probes = ["my_probes"]``), imported with the
+  project's root directory on ``sys.path``.
 """
 
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
-# Modules of this package that hold no probes (importing them registers nothing).
-NOT_PROBE_MODULES = {"registry", "claims", "context", "embedded", "export", "measurement", "models",
-                     "report", "tolerances", "tokenizer_files"}
+ENTRY_POINT_GROUP = "interp_claims.probes"
 
 
 @dataclass(frozen=True)
@@ -36,11 +44,16 @@ class ProbeSpec:
 PROBES: dict[str, ProbeSpec] = {}
 
 
+class ProbeModuleError(ImportError):
+    """A probe module named by the user cannot be imported; the message names it and where it was named."""
+
+
 def probe(name: str, hooks: tuple[str, ...] | None = ()) -> Callable[[Callable], Callable]:
     """Register ``function`` under ``name``; a second registration of a name is an error."""
 
     def register(function: Callable) -> Callable:
-        if name in PROBES:
+        known = PROBES.get(name)
+        if known and (known.function.__module__, known.function.__qualname__) != (function.__module__, function.__qualname__):
             raise ValueError(
                 f"probe {name!r} is registered twice: {PROBES[name].function.__module__} and {function.__module__}"
             )
@@ -59,13 +72,31 @@ def probe(name: str, hooks: tuple[str, ...] | None = ()) -> Callable[[Callable],
 
 
 def load_builtin_probes() -> dict[str, ProbeSpec]:
-    """Import every probe module of this package: a new ``probes/<name>.py`` needs no listing."""
+    """Import every module of the ``probes`` package: a new ``probes/<name>.py`` needs no listing."""
     import probes
 
     for module in pkgutil.iter_modules(probes.__path__):
-        if module.name not in NOT_PROBE_MODULES and not module.name.startswith("_"):
+        if not module.name.startswith("_"):
             importlib.import_module(f"probes.{module.name}")
     return PROBES
+
+
+def load_probe_modules(names: Iterable[str], where: str) -> None:
+    """Import the user's probe modules; ``where`` says where they were named, for the error."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ProbeModuleError(
+                f"probe module {name!r} (named in {where}) cannot be imported: {error}. Give an importable "
+                "module name: a module in the project's root directory, or one of an installed package."
+            ) from error
+
+
+def load_entry_point_probes() -> None:
+    """Import the probe modules that installed packages declare under ``interp_claims.probes``."""
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        load_probe_modules([entry.value], f"the {ENTRY_POINT_GROUP!r} entry point {entry.name!r}")
 
 
 def get_probe(name: str) -> ProbeSpec:

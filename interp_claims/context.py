@@ -10,8 +10,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from probes.measurement import ProbeInputError
-from probes.models import LoadedModel
+from interp_claims.measurement import ProbeInputError
+from interp_claims.models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class ProbeContext:
 
     def with_weights(self, weights: str) -> "ProbeContext":
         """The same claim on the model loaded in another weight convention ("raw"/"processed")."""
-        from probes.models import WEIGHT_CONVENTIONS
+        from interp_claims.models import WEIGHT_CONVENTIONS
 
         if weights not in WEIGHT_CONVENTIONS:
             raise ProbeInputError(f"weights {weights!r} is not a convention. Valid: {', '.join(WEIGHT_CONVENTIONS)}.")

@@ -1,6 +1,6 @@
 """Generic conformance tests that every registered probe gets, with no code of its own.
 
-Each probe is exercised through the first built-in claim that uses it (a probe without a
+Each probe is exercised through the first claim that uses it (a probe without a
 claim fails here: add one). A probe must return plain, JSON-ready values; measure the same
 thing twice; leave the session's model untouched (weights, device, dtype); and refuse bad
 input with ProbeInputError, not a traceback from inside torch.
@@ -13,11 +13,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from probes.context import InputSpec
-from probes.measurement import ProbeInputError
-from probes.registry import load_builtin_probes
-
-PROBES = load_builtin_probes()
+from interp_claims.context import InputSpec
+from interp_claims.measurement import ProbeInputError
+from interp_claims.registry import PROBES  # built-in, entry-point and `claims_probes` probes: the plugin loaded them
 
 
 def example_claim(claims_session, name: str):
@@ -34,12 +32,12 @@ def fingerprint(bridge) -> tuple:
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
-def test_probe_is_deterministic_json_ready_and_read_only(name, claims_session, model):
+def test_probe_is_deterministic_json_ready_and_read_only(name, claims_session, claims_model):
     claim = example_claim(claims_session, name)
-    before = fingerprint(model.bridge)
+    before = fingerprint(claims_model.bridge)
     first = claims_session.measure(claim)
     second = claims_session.measure(claim)
-    assert fingerprint(model.bridge) == before, f"probe {name!r} changed the session's model"
+    assert fingerprint(claims_model.bridge) == before, f"probe {name!r} changed the session's model"
     encoded = json.dumps(first.value)
     json.dumps(first.details)
     assert encoded == json.dumps(second.value), f"probe {name!r} is not deterministic"
@@ -61,7 +59,7 @@ def bad_variants(claim):
 
 
 @pytest.mark.parametrize("name", sorted(name for name, spec in PROBES.items() if spec.params or spec.needs_forward))
-def test_probe_refuses_bad_input_clearly(name, claims_session, model):
+def test_probe_refuses_bad_input_clearly(name, claims_session, claims_model):
     claim = example_claim(claims_session, name)
     variants = list(bad_variants(claim))
     assert variants
@@ -70,17 +68,17 @@ def test_probe_refuses_bad_input_clearly(name, claims_session, model):
             claims_session.measure(bad)
 
 
-def test_empty_and_too_long_prompts_name_the_problem(claims_session, model):
+def test_empty_and_too_long_prompts_name_the_problem(claims_session, claims_model):
     claim = example_claim(claims_session, "probability_sum_deviation")
     with pytest.raises(ProbeInputError, match="empty prompt ''"):
         claims_session.measure(replace(claim, input=InputSpec(texts=("",))))
-    too_long = " hello" * (model.cfg.n_ctx + 5)
+    too_long = " hello" * (claims_model.cfg.n_ctx + 5)
     with pytest.raises(ProbeInputError, match=r"longer than the model's context of 1024 tokens"):
         claims_session.measure(replace(claim, input=InputSpec(texts=(too_long,))))
 
 
 def test_non_finite_logits_are_a_clear_error():
-    from probes.context import NonFiniteLogits, check_finite_logits
+    from interp_claims.context import NonFiniteLogits, check_finite_logits
 
     logits = torch.zeros(1, 3, 5)
     logits[0, 1, 2] = float("nan")

@@ -47,7 +47,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from probes.tokenizer_files import ENDOFTEXT_ID, GPT2_VOCAB_SIZE, write_gpt2_tokenizer
+from interp_claims.builtin.tokenizer_files import ENDOFTEXT_ID, GPT2_VOCAB_SIZE, write_gpt2_tokenizer
 
 # Bump when the construction changes: it names the cached folder.
 BUILDER_VERSION = 1
@@ -256,7 +256,7 @@ def build_planted_gpt2(
 def layout_description(layout: PlantedLayout, seed: int) -> dict:
     return {
         "synthetic": True,
-        "builder": "probes.embedded.build_planted_gpt2",
+        "builder": "interp_claims.builtin.embedded.build_planted_gpt2",
         "builder_version": BUILDER_VERSION,
         "seed": seed,
         "planted_heads": {

@@ -15,10 +15,10 @@ A claim file is TOML with one ``[[claim]]`` table per claim::
     expect = { op = ">", value = 0.4 }
 
 ``expect.op`` is one of ``>`` ``>=`` ``<`` ``<=`` (one-sided; ``value`` is a number, or
-a kind of ``probes.tolerances`` resolved for the loaded dtype), ``between`` (``low``,
+a kind of ``interp_claims.tolerances`` resolved for the loaded dtype), ``between`` (``low``,
 ``high``: two-sided, inclusive), ``approx`` (``value``, ``tolerance``: two-sided
 ``|measured - value| <= tolerance``, where tolerance is a number or a kind of
-``probes.tolerances``), ``==`` (exact; for discrete facts such as ids or pieces) or
+``interp_claims.tolerances``), ``==`` (exact; for discrete facts such as ids or pieces) or
 ``snapshot`` (compared with a syrupy snapshot, one per model family).
 """
 
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probes.context import InputSpec
-from probes.registry import PROBES, load_builtin_probes
-from probes.tolerances import KINDS as TOLERANCE_KINDS
-from probes.tolerances import tolerance as dtype_tolerance
+from interp_claims.context import InputSpec
+from interp_claims.registry import PROBES, load_builtin_probes
+from interp_claims.tolerances import KINDS as TOLERANCE_KINDS
+from interp_claims.tolerances import tolerance as dtype_tolerance
 
 ONE_SIDED = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 OPS = (*ONE_SIDED, "between", "approx", "==", "snapshot")

@@ -1,6 +1,6 @@
 """Write the embedded model out as a standard Hugging Face folder.
 
-    python -m probes.export DIR [--seed N]
+    python -m interp_claims.export DIR [--seed N]
 
 The folder (config.json, model.safetensors, GPT-2's tokenizer files, planted.json)
 loads unchanged with ``transformers.AutoModelForCausalLM.from_pretrained(DIR)`` and
@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from probes.embedded import DEFAULT_SEED, write_planted_model
+from interp_claims.builtin.embedded import DEFAULT_SEED, write_planted_model
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m probes.export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m interp_claims.export", description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="where to write the model (created; must be empty if it exists)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the token and position codes")
     args = parser.parse_args(argv)

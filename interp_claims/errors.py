@@ -1,0 +1,20 @@
+"""Why a model cannot be used. Each ends the session with one line naming the model, the
+cause and the remedy (``pytest`` exit code 4), never a traceback per claim."""
+
+
+class ModelError(Exception):
+    """The model asked for cannot be used in this session."""
+
+
+class ModelConfigError(ModelError, ValueError):
+    """The model, device, dtype or revision asked for is not valid (a usage error)."""
+
+
+class ModelUnavailable(ModelError):
+    """The model is valid, but its weights cannot be had here now (offline, Hub unreachable, not cached).
+    ``--skip-missing-model`` turns this one into skips."""
+
+
+class ModelLoadError(ModelError):
+    """The model's files are there but unusable: unparsable config, truncated weights, no tokenizer,
+    an architecture the claims cannot use, an unknown repository or revision."""
