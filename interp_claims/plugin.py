@@ -290,6 +290,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     session = ClaimSession(config)
     config.stash[SESSION_KEY] = session
+    if hasattr(config.option, "warn_unused_snapshots"):
+        # snapshots are kept per model family: a run on one family leaves the others' unused by design
+        config.option.warn_unused_snapshots = True
     for behaviour in sorted({claim.behaviour for claim in session.claims}):
         config.addinivalue_line("markers", f"{behaviour}: claims of behaviour '{behaviour}'")
     for family in sorted({family for claim in session.claims for family in claim.models}):
@@ -396,8 +399,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     claims_session = session.config.stash.get(SESSION_KEY, None)
-    if claims_session is None or claims_session.report_path is None:
-        return
+    if claims_session is None or claims_session.report_path is None or exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return  # a session stopped by a usage error measured nothing: no report that looks like a run
     from interp_claims.report import write_reports
 
     write_reports(claims_session.report_path, claims_session.run_info(), claims_session.results)

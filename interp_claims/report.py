@@ -26,6 +26,8 @@ def summary_lines(run: dict, results: list[dict]) -> list[str]:
     passed = sum(r["passed"] for r in results)
     lines = [
         f"model {run['model']} (family {run['family']}) on {run['device']} {run['dtype']}, weights {run['weights']}",
+        *([f"model {run.get('hub_id')} at {run['commit']} (revision {run.get('revision')}), {run.get('weights_origin')}: {run.get('weights_folder')}"]
+          if run.get("commit") else []),
         f"{'claim':<48} {'passed':>7} {'worst value':<24} threshold",
     ]
     groups: dict[str, list[dict]] = {}
@@ -62,6 +64,8 @@ def write_markdown(path: Path, run: dict, results: list[dict]) -> None:
         f"Family `{run['family']}`, device `{run['device']}`, dtype `{run['dtype']}`, weights `{run['weights']}`; "
         + ", ".join(f"{k} {v}" for k, v in run["versions"].items()),
         "",
+        *([f"Hugging Face `{run.get('hub_id')}` at commit `{run['commit']}` (revision `{run.get('revision')}`), "
+           f"snapshot `{run.get('weights_folder')}`.", ""] if run.get("commit") else []),
         f"{sum(r['passed'] for r in results)} of {len(results)} claims passed.",
         "",
         "| claim | pass | value | threshold | margin | source |",

@@ -1,0 +1,125 @@
+"""The Hugging Face download path, end to end and offline: the suite runs in a subprocess with
+``HF_ENDPOINT`` pointing at a Hub-compatible server on 127.0.0.1 (tests/hub_server.py) that
+serves real model folders, and an empty ``HF_HOME``. Nothing is mocked: huggingface_hub makes
+its ordinary calls, writes its ordinary cache, and TransformerLens boots what it wrote.
+"""
+
+import json
+import shutil
+import time
+
+import pytest
+
+from tests.helpers import run_claim_tests, write_random_gpt2
+from tests.hub_server import HubServer, Repo, SilentServer
+
+pytestmark = pytest.mark.hub
+REPO_ID = "interp-claims-test/tiny-gpt2"
+CLAIM = "normalisation.notebook-prompt"  # a claim for any GPT-2-architecture model: one forward pass
+
+
+@pytest.fixture(scope="module")
+def hub_repo(tmp_path_factory, random_gpt2_folder) -> Repo:
+    """main -> a random GPT-2 (seed 0) that also carries pytorch_model.bin (only one format may be
+    downloaded); tag v1 -> another random GPT-2 (seed 1)."""
+    import torch
+    from safetensors.torch import load_file
+
+    root = tmp_path_factory.mktemp("hub")
+    main = root / "main"
+    shutil.copytree(random_gpt2_folder, main)
+    torch.save(load_file(main / "model.safetensors"), main / "pytorch_model.bin")
+    repo = Repo(REPO_ID)
+    repo.add_commit(main, "main")
+    repo.add_commit(write_random_gpt2(root / "v1", seed=1), "v1")
+    return repo
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch):
+    """An empty Hugging Face home for the subprocess; HF_HUB_OFFLINE unset unless a test sets it."""
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    return home
+
+
+def run_on_hub(pytester, monkeypatch, endpoint: str, report, *args: str):
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    start = time.perf_counter()
+    result = run_claim_tests(pytester, "--model", REPO_ID, "-k", CLAIM, "--claims-report", str(report), *args)
+    run = json.loads(report.read_text())["run"] if report.exists() else None
+    return result, run, time.perf_counter() - start
+
+
+def test_download_into_empty_cache_then_offline_from_the_cache(pytester, monkeypatch, hf_home, hub_repo, tmp_path):
+    with HubServer({REPO_ID: hub_repo}) as hub:
+        result, run, _ = run_on_hub(pytester, monkeypatch, hub.endpoint, tmp_path / "first.json")
+        assert result.ret == 0, result.stdout.str()[-3000:] + result.stderr.str()[-3000:]
+        commit = hub_repo.refs["main"]
+        snapshot = hf_home / "hub" / "models--interp-claims-test--tiny-gpt2" / "snapshots" / commit
+        assert (run["commit"], run["revision"], run["weights_origin"]) == (commit, "main", "hub")
+        assert run["weights_folder"] == str(snapshot) and (snapshot / "model.safetensors").is_file()
+        downloaded = {r.split("/")[-1] for r in hub.requests if r.startswith("GET") and "/resolve/" in r}
+        assert "model.safetensors" in downloaded and "pytorch_model.bin" not in downloaded  # one weights format
+        result.stdout.fnmatch_lines([f"*model {REPO_ID} at {commit} (revision main)*"])
+
+        requests_before = len(hub.requests)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the server is still up: the run must not ask it anything
+        result, run, _ = run_on_hub(pytester, monkeypatch, hub.endpoint, tmp_path / "second.json")
+        assert result.ret == 0, result.stdout.str()[-3000:]
+        assert (run["commit"], run["weights_origin"], run["weights_folder"]) == (commit, "cache", str(snapshot))
+        assert hub.requests[requests_before:] == []
+
+
+def test_pinned_revision_is_honoured(pytester, monkeypatch, hf_home, hub_repo, tmp_path):
+    with HubServer({REPO_ID: hub_repo}) as hub:
+        result, run, _ = run_on_hub(pytester, monkeypatch, hub.endpoint, tmp_path / "r.json", "--revision", "v1")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    tagged = hub_repo.refs["v1"]
+    assert tagged != hub_repo.refs["main"]
+    assert (run["revision"], run["commit"]) == ("v1", tagged)
+    assert run["weights_folder"].endswith(f"/snapshots/{tagged}")
+    served = hub_repo.commits[tagged] / "model.safetensors"
+    assert (hf_home / "hub" / "models--interp-claims-test--tiny-gpt2" / "snapshots" / tagged / "model.safetensors").read_bytes() == served.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--model", "interp-claims-test/no-such-model"), "ERROR: model 'interp-claims-test/no-such-model': no such repository on http://127.0.0.1:*"),
+        (("--revision", "v9"), f"ERROR: model '{REPO_ID}': revision 'v9' does not exist on http://127.0.0.1:*"),
+    ],
+    ids=["unknown-repo", "unknown-revision"],
+)
+def test_unknown_repository_or_revision_is_one_error(pytester, monkeypatch, hf_home, hub_repo, tmp_path, args, message):
+    with HubServer({REPO_ID: hub_repo}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        result = run_claim_tests(pytester, "--model", REPO_ID, *args)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_unreachable_hub_without_a_cache_is_one_error_with_the_remedy(pytester, monkeypatch, hf_home, tmp_path):
+    """A Hub that accepts connections and never answers: the metadata call's timeout ends the wait."""
+    with SilentServer() as silent:
+        result, _, seconds = run_on_hub(pytester, monkeypatch, silent.endpoint, tmp_path / "r.json")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([
+        f"ERROR: model '{REPO_ID}' (revision 'main') is not in the local Hugging Face cache * and the Hub at "
+        "http://127.0.0.1:* could not be reached (*Timeout*). Remedy: *hf download*"
+    ])
+    print(f"unreachable Hub answered in {seconds:.1f} s (subprocess included)")
+
+
+def test_offline_without_a_cache_is_an_error_unless_skips_are_asked_for(pytester, monkeypatch, hf_home, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run_claim_tests(pytester, "--model", "gpt2")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: model 'openai-community/gpt2' (revision 'main') is not in the local Hugging Face cache * HF_HUB_OFFLINE is set.*"])
+    skipped = run_claim_tests(pytester, "--model", "gpt2", "--skip-missing-model", "-k", "tokenization")
+    assert skipped.ret == 0
+    skipped.stdout.fnmatch_lines(["SKIPPED * needs the model's weights: model 'openai-community/gpt2' *", "*skipped*"])
