@@ -108,7 +108,36 @@ def from_cache(repo_id: str, revision: str, because: str) -> HubSnapshot:
         return HubSnapshot(repo_id, revision, commit=folder.name, folder=folder, origin="cache")
     raise ModelUnavailable(
         f"model {repo_id!r} (revision {revision!r}) is not in the local Hugging Face cache "
-        f"({constants.HF_HUB_CACHE}) and {because}. Remedy: run once with network access "
-        f"(`hf download {repo_id} --revision {revision}`, or this same command without HF_HUB_OFFLINE), "
-        "point HF_HOME or HF_HUB_CACHE at a cache that holds it, or pass --model /path/to/folder."
+        f"({constants.HF_HUB_CACHE}) and {because}. Remedy: fetch it once with network access "
+        f"(`python -m interp_claims.hub {repo_id} --revision {revision}`, or `hf download`), point HF_HOME "
+        "or HF_HUB_CACHE at a cache that holds it, or pass --model /path/to/folder."
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m interp_claims.hub MODEL [--revision REV]``: fetch what the suite needs, print where."""
+    import argparse
+    import sys
+
+    from interp_claims.errors import ModelError
+    from interp_claims.models import ALIASES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m interp_claims.hub",
+        description="Download a Hugging Face model into the local cache the way the suite loads it "
+        "(config, tokenizer and one weights format), e.g. in a CI step that has network access.",
+    )
+    parser.add_argument("model", help="a Hugging Face id, or an alias: " + ", ".join(ALIASES))
+    parser.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    args = parser.parse_args(argv)
+    try:
+        snapshot = fetch(ALIASES.get(args.model, args.model), args.revision)
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{snapshot.repo_id} at {snapshot.commit} (revision {snapshot.revision}, {snapshot.origin}): {snapshot.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -110,7 +110,7 @@ def test_unreachable_hub_without_a_cache_is_one_error_with_the_remedy(pytester, 
     assert result.ret == 4
     result.stderr.fnmatch_lines([
         f"ERROR: model '{REPO_ID}' (revision 'main') is not in the local Hugging Face cache * and the Hub at "
-        "http://127.0.0.1:* could not be reached (*Timeout*). Remedy: *hf download*"
+        "http://127.0.0.1:* could not be reached (*Timeout*). Remedy: *python -m interp_claims.hub*"
     ])
     print(f"unreachable Hub answered in {seconds:.1f} s (subprocess included)")
 

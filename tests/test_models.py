@@ -68,7 +68,7 @@ def test_uncached_hub_model_offline_is_unavailable_with_the_remedy(tmp_path, mon
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(ModelUnavailable, match=r"not in the local Hugging Face cache .* HF_HUB_OFFLINE is set. Remedy: .*hf download openai-community/gpt2 --revision main"):
+    with pytest.raises(ModelUnavailable, match=r"not in the local Hugging Face cache .* HF_HUB_OFFLINE is set. Remedy: .*python -m interp_claims.hub openai-community/gpt2 --revision main"):
         fetch(GPT2_ID)
 
 

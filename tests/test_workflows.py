@@ -1,0 +1,62 @@
+"""The GitHub workflows users copy into their CI: valid (actionlint), and doing what the README
+says: the CPU job runs the README's two commands; the GPU job pins GPT-2, keeps the Hugging
+Face cache, downloads online once, runs the claims offline, and publishes the evidence."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def actionlint() -> str:
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+    assert found, "actionlint is not installed: `pip install -e '.[dev]'` (./setup.sh does)"
+    return found
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def steps_text(workflow: dict) -> list[str]:
+    return [yaml.safe_dump(step) for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_workflows_pass_actionlint():
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert {f.name for f in files} == {"cpu.yml", "gpu.yml"}
+    result = subprocess.run([actionlint(), *map(str, files)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cpu_job_runs_the_readme_commands():
+    readme = (ROOT / "README.md").read_text()
+    steps = "\n".join(steps_text(load("cpu.yml")))
+    assert "./setup.sh" in readme and "run: ./setup.sh" in steps
+    assert ".venv/bin/python -m pytest" in readme and ".venv/bin/python -m pytest --junitxml" in steps
+
+
+def test_gpu_job_pins_gpt2_caches_it_and_runs_offline():
+    workflow = load("gpu.yml")
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert {"pull_request", "schedule", "workflow_dispatch"} <= set(triggers)
+    job = workflow["jobs"]["gpu"]
+    assert job["runs-on"] == ["self-hosted", "linux", "gpu"] and "gpu-claims" in job["if"]
+    revision = workflow["env"]["GPT2_REVISION"]
+    assert len(revision.split("'")[1]) == 40  # a full commit hash, not a branch
+    steps = {step.get("name", step.get("uses")): step for step in job["steps"]}
+    assert steps["Hugging Face cache"]["with"]["path"] == "${{ env.HF_HOME }}"
+    assert "interp_claims.hub gpt2 --revision" in steps["Download GPT-2 at the pinned revision (the only online step)"]["run"]
+    claims = steps["Claims on GPT-2 (offline, from the cache)"]
+    assert claims["env"]["HF_HUB_OFFLINE"] == "1"
+    assert all(flag in claims["run"] for flag in ("--model gpt2", '--revision "$GPT2_REVISION"', "--junitxml", "--claims-report"))
+    assert "GITHUB_STEP_SUMMARY" in steps["Claims report in the job summary"]["run"]
+    assert "--benchmark-json" in steps["Benchmarks on GPT-2"]["run"]
+    assert steps["Benchmarks on GPT-2"]["env"]["HF_HUB_OFFLINE"] == "1"
+    assert any(step.get("uses", "").startswith("actions/upload-artifact") for step in job["steps"])
