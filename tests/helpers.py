@@ -6,15 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_random_gpt2(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised GPT-2-architecture model (12 layers x 12 heads, d_model 96) with
     GPT-2's tokenizer: the architecture of the claims, none of the behaviours."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
     from interp_claims.builtin.tokenizer_files import write_gpt2_tokenizer
 
     torch.manual_seed(seed)

@@ -8,7 +8,7 @@ options exist before pytest chooses its rootdir (entry point ``pytest11``).
 import fnmatch
 import glob
 import json
-import shutil
+import subprocess
 import sys
 
 import pytest
@@ -21,6 +21,9 @@ def pytest_from_root(*args: str):
 
 
 def assert_one_error(result, pattern: str) -> None:
+    """``result``: a CompletedProcess, or pytester's RunResult."""
+    if hasattr(result, "ret"):
+        result = subprocess.CompletedProcess((), result.ret, result.stdout.str(), result.stderr.str())
     output = result.stdout + result.stderr
     assert result.returncode == 4, output[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
@@ -70,9 +73,9 @@ def other_architecture(folder) -> None:
     ],
     ids=["config-cut-short", "weights-truncated", "no-tokenizer", "other-architecture"],
 )
-def test_unusable_model_folder_is_one_error(random_gpt2_folder, tmp_path, change, pattern):
+def test_unusable_model_folder_is_one_error(pytester, random_gpt2_folder, tmp_path, change, pattern):
     folder = broken_copy(random_gpt2_folder, tmp_path / "broken", change)
-    assert_one_error(pytest_from_root("--model", folder), pattern)
+    assert_one_error(run_claim_tests(pytester, "--model", folder), pattern)
 
 
 @pytest.mark.parametrize(
@@ -101,31 +104,27 @@ def test_malformed_claim_file_names_file_and_row(tmp_path):
     assert_one_error(pytest_from_root("--claims", str(bad)), glob.escape(f"ERROR: {bad}: claim #1 (id 'x'): unknown probe 'nope'. Registered: ") + "*")
 
 
-def test_a_model_folder_and_a_claim_file_anywhere_work_from_the_root(tmp_path):
+def test_a_model_folder_and_a_claim_file_anywhere_work_from_the_root(random_gpt2_folder, tmp_path):
     """`pytest --model /abs/folder --claims /abs/x.toml -k name` from the project root."""
-    from interp_claims.builtin.embedded import planted_model_folder
-
-    folder = tmp_path / "model"
-    shutil.copytree(planted_model_folder(), folder)
     claims = tmp_path / "elsewhere" / "mine.toml"
     claims.parent.mkdir()
     claims.write_text(
-        '[[claim]]\nid = "mine.quomatarus"\nbehaviour = "tokenization"\nmodels = ["embedded"]\nprobe = "token_count"\n'
+        '[[claim]]\nid = "mine.quomatarus"\nbehaviour = "tokenization"\nmodels = ["*"]\nprobe = "token_count"\n'
         'source = "s"\nparams = { text = " Quomatarus" }\nexpect = { op = "==", value = 4 }\n'
     )
-    result = pytest_from_root("--model", str(folder), "--claims", str(claims), "-k", "mine")
+    result = pytest_from_root("--model", str(random_gpt2_folder), "--claims", str(claims), "-k", "mine")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "1 passed" in result.stdout
 
 
-def test_bad_claim_input_fails_that_claim_with_one_line(pytester, tmp_path):
+def test_bad_claim_input_fails_that_claim_with_one_line(pytester, random_gpt2_folder, tmp_path):
     claims = tmp_path / "mine.toml"
     claims.write_text(
         '[[claim]]\nid = "mine.head-out-of-range"\nbehaviour = "induction"\nmodels = ["*"]\nprobe = "head_score"\n'
         'source = "s"\njustification = "j"\ninput = { repeated_random = { seq_len = 5, batch = 1, seed = 0 } }\n'
         'params = { kind = "induction", head = "12.0" }\nexpect = { op = ">", value = 0.4 }\n'
     )
-    result = run_claim_tests(pytester, "--claims", str(claims), "-k", "mine")
+    result = run_claim_tests(pytester, "--model", str(random_gpt2_folder), "--claims", str(claims), "-k", "mine")
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         ["*claim mine.head-out-of-range (*mine.toml #1): ProbeInputError: head '12.0' is outside the model (layers 0..11, heads 0..11)"]

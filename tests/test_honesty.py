@@ -10,7 +10,7 @@ import pytest
 from interp_claims.builtin.embedded import PlantedLayout, write_planted_model
 from tests.helpers import run_suite, write_random_gpt2
 
-pytestmark = pytest.mark.honesty
+pytestmark = [pytest.mark.honesty, pytest.mark.slow]
 
 
 def failed(outcomes: dict[str, bool], prefix: str) -> list[bool]:

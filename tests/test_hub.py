@@ -54,6 +54,7 @@ def run_on_hub(pytester, monkeypatch, endpoint: str, report, *args: str):
     return result, run, time.perf_counter() - start
 
 
+@pytest.mark.slow
 def test_download_into_empty_cache_then_offline_from_the_cache(pytester, monkeypatch, hf_home, hub_repo, tmp_path):
     with HubServer({REPO_ID: hub_repo}) as hub:
         result, run, _ = run_on_hub(pytester, monkeypatch, hub.endpoint, tmp_path / "first.json")
@@ -74,6 +75,7 @@ def test_download_into_empty_cache_then_offline_from_the_cache(pytester, monkeyp
         assert hub.requests[requests_before:] == []
 
 
+@pytest.mark.slow
 def test_pinned_revision_is_honoured(pytester, monkeypatch, hf_home, hub_repo, tmp_path):
     with HubServer({REPO_ID: hub_repo}) as hub:
         result, run, _ = run_on_hub(pytester, monkeypatch, hub.endpoint, tmp_path / "r.json", "--revision", "v1")
@@ -104,7 +106,9 @@ def test_unknown_repository_or_revision_is_one_error(pytester, monkeypatch, hf_h
 
 
 def test_unreachable_hub_without_a_cache_is_one_error_with_the_remedy(pytester, monkeypatch, hf_home, tmp_path):
-    """A Hub that accepts connections and never answers: the metadata call's timeout ends the wait."""
+    """A Hub that accepts connections and never answers: the metadata call's timeout ends the wait
+    (10 s by default; 2 s here to keep the test quick)."""
+    monkeypatch.setenv("INTERP_CLAIMS_HUB_TIMEOUT", "2")
     with SilentServer() as silent:
         result, _, seconds = run_on_hub(pytester, monkeypatch, silent.endpoint, tmp_path / "r.json")
     assert result.ret == 4
