@@ -5,11 +5,12 @@ A claim file is TOML with one ``[[claim]]`` table per claim::
     [[claim]]
     id = "induction.layer5"                 # unique across every file loaded
     behaviour = "induction"                 # a pytest marker: `-m induction`
+    kind = "behaviour"                      # or "sanity": counted and selected apart (`-m sanity`)
     models = ["gpt2", "embedded"]           # families it applies to ("*" = any model)
     probe = "head_score"                    # a registered probe
     source = "ARENA 1.2 ... (citation or link)"
     justification = "why this threshold"    # required for every numeric threshold
-    input = { repeated_random = { seq_len = 50, batch = 10, seed = 0 } }
+    input = { repeated_random = { seq_len = [50, 37], batch = 10, seed = 0 } }  # one input per seq_len
     params = { kind = "induction" }
     each = { head = ["5.1", "5.5"] }        # optional: one claim per value, id "induction.layer5[5.1]"
     expect = { op = ">", value = 0.4 }
@@ -20,6 +21,14 @@ a kind of ``interp_claims.tolerances`` resolved for the loaded dtype), ``between
 ``|measured - value| <= tolerance``, where tolerance is a number or a kind of
 ``interp_claims.tolerances``), ``==`` (exact; for discrete facts such as ids or pieces) or
 ``snapshot`` (compared with a syrupy snapshot, one per model family).
+
+``kind`` says what a pass shows. ``sanity``: what any healthy model of the architecture must
+satisfy (normalisation, a recompute, an invariance, a tokenizer fact, a control); a randomly
+initialised model passes it too. ``behaviour``: what a source says this model does inside
+(induction heads, in-context copying, IOI); a model without the behaviour fails it. Reports
+count the two apart, so "99 claims passed" cannot hide that most were sanity checks.
+
+NaN and infinities never pass a numeric comparison.
 """
 
 import itertools
@@ -36,7 +45,8 @@ from interp_claims.tolerances import tolerance as dtype_tolerance
 
 ONE_SIDED = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 OPS = (*ONE_SIDED, "between", "approx", "==", "snapshot")
-REQUIRED = ("id", "behaviour", "models", "probe", "source", "expect")
+REQUIRED = ("id", "behaviour", "kind", "models", "probe", "source", "expect")
+KINDS = ("sanity", "behaviour")
 OPTIONAL = ("justification", "input", "params", "each", "description")
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 BUILTIN_CLAIMS_DIR = FIXTURES_DIR / "claims"
@@ -51,6 +61,7 @@ class ClaimFileError(ValueError):
 class Claim:
     id: str
     behaviour: str
+    kind: str  # "sanity" or "behaviour"
     models: tuple[str, ...]
     probe: str
     source: str
@@ -183,6 +194,8 @@ def load_claim_file(path: Path) -> list[Claim]:
         unknown = set(row) - set(REQUIRED) - set(OPTIONAL)
         if unknown:
             raise error(f"unknown field(s) {', '.join(sorted(unknown))}. Valid: {', '.join(REQUIRED + OPTIONAL)}")
+        if row["kind"] not in KINDS:
+            raise error(f"kind {row['kind']!r} is not known. Valid: {', '.join(KINDS)} (sanity: any healthy model passes; behaviour: what a source says this model does)")
         if row["probe"] not in probes:
             raise error(f"unknown probe {row['probe']!r}. Registered: {', '.join(sorted(probes))}")
         if not isinstance(row["models"], list) or not row["models"]:
@@ -215,6 +228,7 @@ def load_claim_file(path: Path) -> list[Claim]:
                 Claim(
                     id=claim_id,
                     behaviour=row["behaviour"],
+                    kind=row["kind"],
                     models=tuple(row["models"]),
                     probe=row["probe"],
                     source=row["source"],
@@ -255,7 +269,7 @@ def check(claim: Claim, value: Any, dtype=None) -> Verdict:
     if op == "snapshot":
         raise ValueError("snapshot claims are checked against syrupy, not here")
     value = float(value)
-    if math.isnan(value):
+    if not math.isfinite(value):  # NaN and +-inf pass no comparison, one-sided or not
         return Verdict(passed=False, threshold=claim.threshold_text, margin=None)
     if op in ONE_SIDED:
         bound = expect["value"]

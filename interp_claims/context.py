@@ -3,7 +3,7 @@
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -16,21 +16,35 @@ from interp_claims.models import LoadedModel
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What to feed the model: prompts (BOS prepended), or seeded repeated random tokens."""
+    """What to feed the model: prompts (BOS prepended), or seeded repeated random tokens.
+
+    ``alternatives`` are the same input at other lags (``seq_len = [50, 37]``): a claim that
+    must hold "at any lag" is measured on each, so a head that merely attends a fixed
+    distance back cannot pass."""
 
     texts: tuple[str, ...] = ()
     repeated_random: tuple[int, int, int] | None = None  # (seq_len, batch, seed)
+    alternatives: tuple["InputSpec", ...] = ()
 
     @property
-    def key(self) -> str:
+    def key(self) -> str:  # the alternatives are inputs of their own, with their own passes
         return json.dumps({"texts": self.texts, "repeated_random": self.repeated_random})
+
+    @property
+    def variants(self) -> tuple["InputSpec", ...]:
+        """This input and its alternatives."""
+        return (self, *self.alternatives)
 
     @staticmethod
     def from_table(table: dict[str, Any]) -> "InputSpec":
         """From a claim's ``input`` table: ``text``, ``texts`` or ``repeated_random``."""
         if "repeated_random" in table:
             rr = table["repeated_random"]
-            return InputSpec(repeated_random=(int(rr["seq_len"]), int(rr["batch"]), int(rr["seed"])))
+            lengths = rr["seq_len"] if isinstance(rr["seq_len"], list) else [rr["seq_len"]]
+            if not lengths or len(set(lengths)) != len(lengths):
+                raise ValueError(f"seq_len must be a number or a list of distinct numbers, got {rr['seq_len']!r}")
+            specs = [InputSpec(repeated_random=(int(n), int(rr["batch"]), int(rr["seed"]))) for n in lengths]
+            return replace(specs[0], alternatives=tuple(specs[1:]))
         if "text" in table:
             return InputSpec(texts=(table["text"],))
         return InputSpec(texts=tuple(table["texts"]))
@@ -78,7 +92,8 @@ class ForwardRunner:
 
     def plan(self, spec: InputSpec, hooks: tuple[str, ...]) -> None:
         """Announce that a claim will read ``hooks`` on ``spec`` (called at collection time)."""
-        self._planned.setdefault(spec.key, set()).update(hooks)
+        for variant in spec.variants:
+            self._planned.setdefault(variant.key, set()).update(hooks)
 
     def tokens(self, spec: InputSpec) -> Int[Tensor, "batch pos"]:
         if spec.key not in self._tokens:
@@ -158,7 +173,7 @@ class ProbeContext:
     runner: ForwardRunner
     input: InputSpec | None = None
     hooks: tuple[str, ...] = ()
-    variants: Callable[[str], "ProbeContext"] | None = field(default=None, repr=False)
+    other_weights: Callable[[str], "ProbeContext"] | None = field(default=None, repr=False)
 
     @property
     def bridge(self):
@@ -170,6 +185,13 @@ class ProbeContext:
     def forward(self, check_finite: bool = True) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Tensor]]:
         return self.runner.run(self._require_input(), self.hooks, check_finite=check_finite)
 
+    def each_input(self) -> list["ProbeContext"]:
+        """One context per variant of the claim's input (its other lags): for claims that must hold on each."""
+        return [
+            ProbeContext(self.model, self.runner, variant, self.hooks, self.other_weights)
+            for variant in self._require_input().variants
+        ]
+
     def with_weights(self, weights: str) -> "ProbeContext":
         """The same claim on the model loaded in another weight convention ("raw"/"processed")."""
         from interp_claims.models import WEIGHT_CONVENTIONS
@@ -178,11 +200,12 @@ class ProbeContext:
             raise ProbeInputError(f"weights {weights!r} is not a convention. Valid: {', '.join(WEIGHT_CONVENTIONS)}.")
         if weights == self.model.weights:
             return self
-        if self.variants is None:
+        if self.other_weights is None:
             raise ProbeInputError(f"no {weights!r} variant of the model is available here")
-        other = self.variants(weights)
-        other.runner.plan(self._require_input(), self.hooks)
-        return ProbeContext(other.model, other.runner, self.input, self.hooks, self.variants)
+        other = self.other_weights(weights)
+        if self.input is not None:
+            other.runner.plan(self.input, self.hooks)
+        return ProbeContext(other.model, other.runner, self.input, self.hooks, self.other_weights)
 
     def _require_input(self) -> InputSpec:
         if self.input is None:

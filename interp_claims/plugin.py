@@ -109,13 +109,10 @@ class ClaimSession:
         self.report_path = Path(option.claims_report) if option.claims_report else None
         self.results: list[dict] = []
         self.source = None  # interp_claims.models.ModelSource, once located
-        self._models: dict[str, object] = {}
-        self._runners: dict[str, object] = {}
+        self.models = None  # interp_claims.session.ModelSession, once located
         self._unavailable: str | None = None
         self._planned: list = []
-        self.load_seconds = 0.0
-        self.claim_seconds = 0.0
-        self.last_seconds = 0.0
+        self.locate_seconds = 0.0
 
     # -- the model: located and checked once, loaded once per weight convention ----------------
 
@@ -128,6 +125,8 @@ class ClaimSession:
 
         from interp_claims.errors import ModelError, ModelUnavailable
         from interp_claims.models import infer_family, locate
+
+        from interp_claims.session import ModelSession
 
         if self.source is not None or self._unavailable is not None:
             return
@@ -144,9 +143,11 @@ class ClaimSession:
         except ModelError as error:
             raise pytest.UsageError(str(error)) from None
         finally:
-            self.load_seconds += time.perf_counter() - start
+            self.locate_seconds += time.perf_counter() - start
         if self.spec.family is None:
             self.spec = replace(self.spec, family=infer_family(self.source.folder))
+        self.models = ModelSession(self.spec, self.device, self.dtype, self.weights, self.source)
+        self.models.plan(self._planned)
 
     @property
     def family(self) -> str | None:
@@ -166,65 +167,34 @@ class ClaimSession:
 
     def load(self, weights: str):
         """The model in a weight convention, booted on first use. Raises ModelError."""
-        from interp_claims.context import ForwardRunner
-        from interp_claims.models import load_model
-
-        if weights not in self._models:
-            start = time.perf_counter()
-            model = load_model(self.spec, self.device, self.dtype, weights, self.source)
-            self.load_seconds += time.perf_counter() - start
-            self._models[weights] = model
-            self._runners[weights] = ForwardRunner(model)
-            for claim in self._planned:
-                self._plan(claim, weights)
-        return self._models[weights]
+        self.prepare()
+        return self.models.load(weights)
 
     def plan(self, claims: list) -> None:
         """Claims that will run: each input gets one forward pass keeping every hook they need."""
         self._planned = claims
-        for weights in self._runners:
-            for claim in claims:
-                self._plan(claim, weights)
-
-    def _plan(self, claim, weights: str) -> None:
-        from interp_claims.registry import get_probe
-
-        probe = get_probe(claim.probe)
-        if claim.input is not None and probe.needs_forward and claim.params.get("weights", self.weights) == weights:
-            self._runners[weights].plan(claim.input, probe.hooks)
-
-    def context(self, claim):
-        from interp_claims.context import ProbeContext
-        from interp_claims.registry import get_probe
-
-        model = self.model()
-        probe = get_probe(claim.probe)
-
-        def variant(weights: str) -> ProbeContext:
-            return ProbeContext(self.model(weights), self._runners[weights])
-
-        return ProbeContext(model, self._runners[self.weights], claim.input, probe.hooks or (), variant)
+        if self.models is not None:
+            self.models.plan(claims)
 
     # -- measuring and recording -----------------------------------------------------------
 
     def measure(self, claim):
+        from interp_claims.errors import ModelError
         from interp_claims.measurement import ResourceUnavailable
-        from interp_claims.registry import get_probe
 
-        ctx = self.context(claim)
-        start, loading = time.perf_counter(), self.load_seconds
+        self.model()  # skips, or ends the session, when the model cannot be had
         try:
-            return get_probe(claim.probe).function(ctx, **claim.params)
+            return self.models.measure(claim)
         except ResourceUnavailable as missing:
             pytest.skip(str(missing))
-        finally:  # a model variant loaded on first use is load time, not claim time
-            self.last_seconds = time.perf_counter() - start - (self.load_seconds - loading)
-            self.claim_seconds += self.last_seconds
+        except ModelError as error:  # a weight convention loaded on first use failed
+            pytest.exit(f"ERROR: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def record(self, claim, measurement, passed: bool, threshold: str, margin) -> dict:
         result = {
             "id": claim.id,
             "behaviour": claim.behaviour,
+            "kind": claim.kind,
             "probe": claim.probe,
             "passed": passed,
             "value": measurement.value,
@@ -234,25 +204,19 @@ class ClaimSession:
             "justification": claim.justification,
             "file": claim.file,
             "details": measurement.details,
-            "seconds": round(self.last_seconds, 4),
+            "seconds": round(self.models.last_seconds, 4),
             "pictures": [vars(p) for p in measurement.pictures],
         }
         self.results.append(result)
         return result
-
-    @property
-    def forward_stats(self) -> tuple[int, float]:
-        passes = sum(r.stats.passes for r in self._runners.values())
-        seconds = sum(r.stats.seconds for r in self._runners.values())
-        return passes, seconds
 
     def run_info(self) -> dict:
         from importlib.metadata import version
 
         import torch
 
-        passes, seconds = self.forward_stats
-        model = self._models.get(self.weights)
+        passes, seconds = self.models.forward_stats if self.models else (0, 0.0)
+        model = self.models.models.get(self.weights) if self.models else None
         return {
             "model": self.spec.name,
             "family": self.spec.family,
@@ -275,8 +239,8 @@ class ClaimSession:
             },
             "forward_passes": passes,
             "forward_seconds": round(seconds, 3),
-            "claim_seconds": round(self.claim_seconds, 3),
-            "model_load_seconds": round(self.load_seconds, 3),
+            "claim_seconds": round(self.models.claim_seconds if self.models else 0.0, 3),
+            "model_load_seconds": round(self.locate_seconds + (self.models.load_seconds if self.models else 0.0), 3),
         }
 
 
@@ -286,6 +250,8 @@ SESSION_KEY = pytest.StashKey[ClaimSession]()
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(behaviour): a claim about the model (from a claim file)")
+    config.addinivalue_line("markers", "sanity: claims any healthy model of the architecture passes (normalisation, recompute, invariance, controls)")
+    config.addinivalue_line("markers", "behaviour: claims about what a source says this model does inside")
     if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return
     session = ClaimSession(config)
@@ -293,7 +259,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "warn_unused_snapshots"):
         # snapshots are kept per model family: a run on one family leaves the others' unused by design
         config.option.warn_unused_snapshots = True
-    for behaviour in sorted({claim.behaviour for claim in session.claims}):
+    for behaviour in sorted({claim.behaviour for claim in session.claims} - {"sanity", "behaviour"}):
         config.addinivalue_line("markers", f"{behaviour}: claims of behaviour '{behaviour}'")
     for family in sorted({family for claim in session.claims for family in claim.models}):
         config.addinivalue_line("markers", f"{model_marker(family)}: claims written for model family '{family}'")
@@ -318,7 +284,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for claim in session.claims:
         if (claim.expect["op"] == "snapshot") != snapshot:
             continue
-        marks = [pytest.mark.claim(behaviour=claim.behaviour), getattr(pytest.mark, claim.behaviour)]
+        marks = [pytest.mark.claim(behaviour=claim.behaviour), getattr(pytest.mark, claim.behaviour), getattr(pytest.mark, claim.kind)]
         marks += [getattr(pytest.mark, model_marker(family)) for family in claim.models]
         if snapshot:  # one case, and one snapshot, per model family the claim lists
             params += [pytest.param((claim, family), id=f"{claim.id}@{family}", marks=marks) for family in claim.models]

@@ -42,11 +42,21 @@ def summary_lines(run: dict, results: list[dict]) -> list[str]:
         lines.append(f"{claim_id[:48]:<48} {count:>7} {_short(worst['value'], 24):<24} {_short(worst['threshold'], 36)}{flag}")
     ratio = run["claim_seconds"] / run["forward_seconds"] if run["forward_seconds"] else float("nan")
     lines.append(
-        f"{passed}/{len(results)} claims passed; {run['forward_passes']} forward passes took "
+        f"{passed}/{len(results)} claims passed ({counts_by_kind(results)}); {run['forward_passes']} forward passes took "
         f"{run['forward_seconds']:.2f} s of {run['claim_seconds']:.2f} s measuring claims "
         f"(ratio {ratio:.2f}); model load {run['model_load_seconds']:.2f} s"
     )
     return lines
+
+
+def counts_by_kind(results: list[dict]) -> str:
+    """'behaviour 40/41 passed, sanity 59/59 passed': what was shown, apart from what any model shows."""
+    parts = []
+    for kind in ("behaviour", "sanity"):
+        rows = [r for r in results if r.get("kind", "behaviour") == kind]
+        if rows:
+            parts.append(f"{kind} {sum(r['passed'] for r in rows)}/{len(rows)} passed")
+    return ", ".join(parts)
 
 
 def _json_ready(results: list[dict]) -> list[dict]:
@@ -66,14 +76,14 @@ def write_markdown(path: Path, run: dict, results: list[dict]) -> None:
         "",
         *([f"Hugging Face `{run.get('hub_id')}` at commit `{run['commit']}` (revision `{run.get('revision')}`), "
            f"snapshot `{run.get('weights_folder')}`.", ""] if run.get("commit") else []),
-        f"{sum(r['passed'] for r in results)} of {len(results)} claims passed.",
+        f"{sum(r['passed'] for r in results)} of {len(results)} claims passed: {counts_by_kind(results)}.",
         "",
-        "| claim | pass | value | threshold | margin | source |",
-        "|---|---|---|---|---|---|",
+        "| claim | kind | pass | value | threshold | margin | source |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
-        cells = [r["id"], "yes" if r["passed"] else "**NO**", _short(r["value"], 60), r["threshold"], margin, r["source"]]
+        cells = [r["id"], r.get("kind", ""), "yes" if r["passed"] else "**NO**", _short(r["value"], 60), r["threshold"], margin, r["source"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     path.write_text("\n".join(lines) + "\n")
 
@@ -125,7 +135,7 @@ figure{{display:inline-block;margin:1em;max-width:420px}} code{{font-size:11px}}
 <body><h1>Claims report: {esc(run['model'])}</h1>
 <p>Family <code>{esc(run['family'])}</code>, device <code>{esc(run['device'])}</code> ({esc(run['device_name'])}),
 dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</code>; {versions}.</p>
-<p>{sum(r['passed'] for r in results)} of {len(results)} claims passed; {run['forward_passes']} forward passes.</p>
+<p>{sum(r['passed'] for r in results)} of {len(results)} claims passed ({esc(counts_by_kind(results))}); {run['forward_passes']} forward passes.</p>
 <table><tr><th>claim</th><th>result</th><th>value</th><th>threshold</th><th>margin</th><th>source</th></tr>
 {''.join(rows)}</table>
 <h2>Attention patterns of head claims</h2>

@@ -1,19 +1,30 @@
-"""Attention-head scores on ``[BOS, R, R]`` (R = seq_len uniform random tokens), as in ARENA 1.2.
+"""Attention-head scores that mean what they say at any lag.
 
-Definitions (mean over batch and the positions of one diagonal of the pattern):
+Content-based definitions, computed from the tokens (as TransformerLens's head detector builds
+its detection patterns, ``transformer_lens/head_detector.py``): for a query position q, the
+*targets* are
 
-* induction: ``pattern.diagonal(offset=1 - seq_len)``: from a token in the second copy
-  to the token after its first occurrence;
-* previous_token: ``pattern.diagonal(offset=-1)``: to the position just before;
-* duplicate_token: ``pattern.diagonal(offset=-seq_len)``: to the earlier occurrence of
-  the same token.
+* induction: key positions k with ``token[k-1] == token[q]`` and ``k - 1 < q``: the token
+  after an earlier occurrence of the current token (Olsson et al. 2022, "In-context Learning
+  and Induction Heads": "attend to the token that followed the previous occurrence");
+* duplicate_token: key positions k < q with ``token[k] == token[q]``: the earlier occurrences
+  themselves (Wang et al. 2022, arXiv 2211.00593, duplicate-token heads);
+* previous_token: k = q - 1 (a positional behaviour by definition).
+
+A head's score is the attention it puts on the targets, summed over targets and averaged
+over the query positions that have any (BOS queries excluded). On ``[BOS, R, R]`` with R of
+distinct random tokens, the induction score equals ARENA 1.2's stripe
+``pattern.diagonal(offset=1 - seq_len)``, which is kept in the details for comparison; but a
+head that attends a fixed 49 positions back also scores 1.0 on that stripe at seq_len 50.
+Claims therefore give several lengths (``seq_len = [50, 37]``): a head's score is its lowest
+across them (it must hold on each), and a control's is the highest.
 
 Uniform causal attention scores about 1/position (~0.01 for seq_len 50): the chance level.
 """
 
 import torch
-from einops import reduce
-from jaxtyping import Float
+from einops import einsum, reduce
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from interp_claims.context import ProbeContext
@@ -35,26 +46,79 @@ def parse_head(head: str, n_layers: int, n_heads: int) -> tuple[int, int]:
     return layer, index
 
 
-def diagonal_offset(kind: str, seq_len: int) -> int:
+def arena_offset(kind: str, seq_len: int) -> int:
+    """The diagonal of ARENA 1.2's stripe score for ``kind`` on ``[BOS, R, R]``."""
     offsets = {"induction": 1 - seq_len, "previous_token": -1, "duplicate_token": -seq_len}
     if kind not in offsets:
         raise ProbeInputError(f"score kind {kind!r} is not known. Valid: {', '.join(SCORE_KINDS)}.")
     return offsets[kind]
 
 
-def head_scores(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
-    """The score of every head, from one forward pass."""
-    if ctx.input is None or ctx.input.repeated_random is None:
-        raise ProbeInputError("head scores are defined on `repeated_random` inputs ([BOS, R, R])")
-    seq_len = ctx.input.repeated_random[0]
-    offset = diagonal_offset(kind, seq_len)
+def target_mask(tokens: Int[Tensor, "batch pos"], kind: str, bos_id: int) -> Bool[Tensor, "batch query key"]:
+    """Where a ``kind`` head should attend, from the tokens alone (see the module's definitions)."""
+    positions = torch.arange(tokens.shape[-1], device=tokens.device)
+    query, key = positions[:, None], positions[None, :]
+    same = tokens[:, :, None] == tokens[:, None, :]  # token[q] == token[k]
+    if kind == "duplicate_token":
+        mask = same & (key < query)
+    elif kind == "induction":
+        after_same = torch.zeros_like(same)
+        after_same[:, :, 1:] = same[:, :, :-1]  # token[q] == token[k - 1]
+        mask = after_same & (key <= query)
+    elif kind == "previous_token":
+        mask = (key == query - 1).expand_as(same).clone()
+    else:
+        raise ProbeInputError(f"score kind {kind!r} is not known. Valid: {', '.join(SCORE_KINDS)}.")
+    return mask & (tokens != bos_id)[:, :, None]
+
+
+def head_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
+    """Every head's content-based ``kind`` score on the context's input, from one forward pass."""
     _, cache = ctx.forward()
+    tokens = ctx.tokens()
+    mask = target_mask(tokens, kind, ctx.bridge.tokenizer.bos_token_id)
+    queries = mask.any(dim=-1)  # query positions that have a target
+    if not queries.any():
+        raise ProbeInputError(f"the input has no position with a {kind} target (no repeated token)")
     rows = []
     for layer in range(ctx.model.cfg.n_layers):
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"].float()
-        stripe = pattern.diagonal(offset=offset, dim1=-2, dim2=-1)
+        on_target = einsum(pattern, mask.float(), "batch head query key, batch query key -> batch head query")
+        rows.append((on_target * queries[:, None, :]).sum(dim=(0, 2)) / queries.sum())
+    return torch.stack(rows).cpu()
+
+
+def arena_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
+    """ARENA 1.2's stripe score of every head (``[BOS, R, R]`` inputs only), for comparison."""
+    seq_len = ctx.input.repeated_random[0]
+    _, cache = ctx.forward()
+    rows = []
+    for layer in range(ctx.model.cfg.n_layers):
+        stripe = cache[f"blocks.{layer}.attn.hook_pattern"].float().diagonal(offset=arena_offset(kind, seq_len), dim1=-2, dim2=-1)
         rows.append(reduce(stripe, "batch head position -> head", "mean"))
     return torch.stack(rows).cpu()
+
+
+def scores_per_input(ctx: ProbeContext, kind: str) -> list[tuple[ProbeContext, Tensor]]:
+    """(context, content scores) for the claim's input and each of its other lags."""
+    if ctx.input is None or ctx.input.repeated_random is None:
+        raise ProbeInputError("head scores are defined on `repeated_random` inputs ([BOS, R, R])")
+    return [(variant, head_scores_on(variant, kind)) for variant in ctx.each_input()]
+
+
+def head_scores(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
+    """Every head's score at its worst lag: a head is a ``kind`` head only if it is one on each input."""
+    return torch.stack([scores for _, scores in scores_per_input(ctx, kind)]).amin(dim=0)
+
+
+def per_lag_details(per_input: list[tuple[ProbeContext, Tensor]], kind: str, layer: int, index: int) -> dict:
+    return {
+        f"seq_len {variant.input.repeated_random[0]}": {
+            "score": round(float(scores[layer, index]), 4),
+            "arena_stripe": round(float(arena_scores_on(variant, kind)[layer, index]), 4),
+        }
+        for variant, scores in per_input
+    }
 
 
 def head_name(layer: int, index: int) -> str:
@@ -73,32 +137,40 @@ def pattern_picture(ctx: ProbeContext, layer: int, index: int, max_positions: in
 
 @probe("head_score", hooks=PATTERN_HOOK)
 def head_score(ctx: ProbeContext, *, head: str, kind: str) -> Measurement:
-    """One head's ``kind`` score (see the module's definitions)."""
+    """One head's content-based ``kind`` score: its lowest over the claim's lags."""
     layer, index = parse_head(head, ctx.model.cfg.n_layers, ctx.model.cfg.n_heads)
-    scores = head_scores(ctx, kind)
-    rank = int((scores.flatten() > scores[layer, index]).sum()) + 1
+    per_input = scores_per_input(ctx, kind)
+    worst = torch.stack([scores for _, scores in per_input]).amin(dim=0)
+    rank = int((worst.flatten() > worst[layer, index]).sum()) + 1
     return Measurement(
-        value=float(scores[layer, index]),
-        details={"definition": f"ARENA 1.2 {kind} score, pattern.diagonal({diagonal_offset(kind, ctx.input.repeated_random[0])})", "rank_among_heads": rank},
+        value=float(worst[layer, index]),
+        details={
+            "definition": f"content-based {kind} score (probes/heads.py), lowest over seq_len "
+            + ", ".join(str(v.input.repeated_random[0]) for v, _ in per_input),
+            "per_lag": per_lag_details(per_input, kind, layer, index),
+            "rank_among_heads": rank,
+        },
         pictures=[pattern_picture(ctx, layer, index)],
     )
 
 
 @probe("best_unclaimed_head_score", hooks=PATTERN_HOOK)
 def best_unclaimed_head_score(ctx: ProbeContext, *, kind: str, claimed: list[str]) -> Measurement:
-    """The highest ``kind`` score among heads not in ``claimed``: a negative control."""
+    """The highest ``kind`` score, at any of the claim's lags, among heads not in ``claimed``: a negative control."""
     cfg = ctx.model.cfg
     if not claimed:
         raise ProbeInputError("claimed is empty: list the heads the control excludes, e.g. ['5.1', '5.5']")
     excluded = {parse_head(h, cfg.n_layers, cfg.n_heads) for h in claimed}
-    scores = head_scores(ctx, kind)
+    per_input = scores_per_input(ctx, kind)
+    scores = torch.stack([s for _, s in per_input]).amax(dim=0)
     for layer, index in excluded:
         scores[layer, index] = float("-inf")
     best = int(scores.flatten().argmax())
     layer, index = divmod(best, cfg.n_heads)
     return Measurement(
         value=float(scores[layer, index]),
-        details={"best_unclaimed_head": head_name(layer, index), "excluded": sorted(claimed)},
+        details={"best_unclaimed_head": head_name(layer, index), "excluded": sorted(claimed),
+                 "per_lag": per_lag_details(per_input, kind, layer, index)},
         pictures=[pattern_picture(ctx, layer, index)],
     )
 

@@ -10,6 +10,7 @@ GOOD = """
 [[claim]]
 id = "x.one"
 behaviour = "induction"
+kind = "behaviour"
 models = ["gpt2"]
 probe = "head_score"
 source = "a paper"
@@ -45,6 +46,9 @@ def test_each_expands_into_one_claim_per_value(tmp_path):
         (('kind = "induction"', 'kind = "induction", colour = "red"'), "takes no parameter(s) colour"),
         (('input = { repeated_random = { seq_len = 5, batch = 2, seed = 0 } }\n', ""), "needs an `input` table"),
         (('models = ["gpt2"]', "models = []"), "models must be a non-empty list"),
+        (('kind = "behaviour"', 'kind = "vibe"'), "kind 'vibe' is not known. Valid: sanity, behaviour"),
+        (('kind = "behaviour"\n', ""), "missing field(s) kind"),
+        (("seq_len = 5,", "seq_len = [5, 5],"), "seq_len must be a number or a list of distinct numbers"),
     ],
 )
 def test_malformed_claims_name_file_row_and_problem(tmp_path, change, message):
@@ -96,6 +100,20 @@ def test_check_one_sided_and_margin(claim):
     assert check(claim, 0.5).passed and check(claim, 0.5).margin == pytest.approx(0.1)
     assert not check(claim, 0.4).passed  # strict
     assert not check(claim, float("nan")).passed
+
+
+@pytest.mark.parametrize("op", [">", ">=", "<", "<=", "between", "approx"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_values_pass_no_comparison(claim, op, value):
+    expect = {"between": dict(low=-1.0, high=1.0), "approx": dict(value=0.0, tolerance=1.0)}.get(op, dict(value=0.0))
+    verdict = check(with_expect(claim, op=op, **expect), value)
+    assert not verdict.passed and verdict.margin is None
+
+
+def test_several_lags_become_alternative_inputs(tmp_path):
+    claim = load_claim_file(write(tmp_path, GOOD.replace("seq_len = 5,", "seq_len = [5, 7],")))[0]
+    assert claim.input.repeated_random == (5, 2, 0)
+    assert [v.repeated_random for v in claim.input.variants] == [(5, 2, 0), (7, 2, 0)]
 
 
 def test_check_approx_is_two_sided(claim):

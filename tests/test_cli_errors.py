@@ -100,7 +100,7 @@ def test_empty_claims_file_is_one_error(tmp_path):
 
 def test_malformed_claim_file_names_file_and_row(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[claim]]\nid = "x"\nbehaviour = "b"\nmodels = ["*"]\nprobe = "nope"\nsource = "s"\nexpect = { op = "==", value = 1 }\n')
+    bad.write_text('[[claim]]\nid = "x"\nbehaviour = "b"\nkind = "sanity"\nmodels = ["*"]\nprobe = "nope"\nsource = "s"\nexpect = { op = "==", value = 1 }\n')
     assert_one_error(pytest_from_root("--claims", str(bad)), glob.escape(f"ERROR: {bad}: claim #1 (id 'x'): unknown probe 'nope'. Registered: ") + "*")
 
 
@@ -109,7 +109,7 @@ def test_a_model_folder_and_a_claim_file_anywhere_work_from_the_root(random_gpt2
     claims = tmp_path / "elsewhere" / "mine.toml"
     claims.parent.mkdir()
     claims.write_text(
-        '[[claim]]\nid = "mine.quomatarus"\nbehaviour = "tokenization"\nmodels = ["*"]\nprobe = "token_count"\n'
+        '[[claim]]\nid = "mine.quomatarus"\nbehaviour = "tokenization"\nkind = "sanity"\nmodels = ["*"]\nprobe = "token_count"\n'
         'source = "s"\nparams = { text = " Quomatarus" }\nexpect = { op = "==", value = 4 }\n'
     )
     result = pytest_from_root("--model", str(random_gpt2_folder), "--claims", str(claims), "-k", "mine")
@@ -120,7 +120,7 @@ def test_a_model_folder_and_a_claim_file_anywhere_work_from_the_root(random_gpt2
 def test_bad_claim_input_fails_that_claim_with_one_line(pytester, random_gpt2_folder, tmp_path):
     claims = tmp_path / "mine.toml"
     claims.write_text(
-        '[[claim]]\nid = "mine.head-out-of-range"\nbehaviour = "induction"\nmodels = ["*"]\nprobe = "head_score"\n'
+        '[[claim]]\nid = "mine.head-out-of-range"\nbehaviour = "induction"\nkind = "behaviour"\nmodels = ["*"]\nprobe = "head_score"\n'
         'source = "s"\njustification = "j"\ninput = { repeated_random = { seq_len = 5, batch = 1, seed = 0 } }\n'
         'params = { kind = "induction", head = "12.0" }\nexpect = { op = ">", value = 0.4 }\n'
     )

@@ -6,7 +6,7 @@ import re
 import struct
 import zlib
 
-from interp_claims.report import png_heatmap, summary_lines, write_reports
+from interp_claims.report import counts_by_kind, png_heatmap, summary_lines, write_reports
 
 RUN = {
     "model": "embedded", "family": "embedded", "device": "cpu", "device_name": "cpu", "dtype": "float32",
@@ -14,10 +14,10 @@ RUN = {
     "claim_seconds": 1.2, "model_load_seconds": 3.0,
 }
 RESULTS = [
-    {"id": "heads.induction[5.1]", "behaviour": "induction", "probe": "head_score", "passed": True, "value": 0.98,
+    {"id": "heads.induction[5.1]", "behaviour": "induction", "kind": "behaviour", "probe": "head_score", "passed": True, "value": 0.98,
      "threshold": "> 0.4", "margin": 0.58, "source": "ARENA 1.2", "justification": "", "file": "f", "details": {},
      "seconds": 0.1, "pictures": [{"title": "head 5.1", "labels": ["a", "b"], "pattern": [[1.0, 0.0], [0.5, 0.5]]}]},
-    {"id": "heads.induction[5.5]", "behaviour": "induction", "probe": "head_score", "passed": False, "value": 0.01,
+    {"id": "heads.induction[5.5]", "behaviour": "induction", "kind": "behaviour", "probe": "head_score", "passed": False, "value": 0.01,
      "threshold": "> 0.4", "margin": -0.39, "source": "ARENA 1.2", "justification": "", "file": "f", "details": {},
      "seconds": 0.1, "pictures": []},
 ]
@@ -41,7 +41,8 @@ def test_reports_hold_every_claim_and_embed_pictures(tmp_path):
     data = json.loads(json_path.read_text())
     assert [c["id"] for c in data["claims"]] == ["heads.induction[5.1]", "heads.induction[5.5]"]
     assert {"passed", "value", "threshold", "source", "behaviour"} <= set(data["claims"][0])
-    assert "| heads.induction[5.5] | **NO** |" in markdown.read_text()
+    assert "| heads.induction[5.5] | behaviour | **NO** |" in markdown.read_text()
+    assert "1 of 2 claims passed: behaviour 1/2 passed." in markdown.read_text()
     html = page.read_text()
     images = re.findall(r"base64,([A-Za-z0-9+/=]+)", html)
     assert len(images) == 1 and decode_png(base64.b64decode(images[0]))[:2] == (12, 12)
@@ -53,3 +54,8 @@ def test_summary_folds_cases_and_flags_failures():
     row = next(line for line in lines if line.startswith("heads.induction"))
     assert "1/2" in row and "FAIL" in row and "0.01" in row
     assert "ratio 1.20" in lines[-1]
+
+
+def test_sanity_and_behaviour_are_counted_apart():
+    sanity = {**RESULTS[0], "id": "normalisation.x", "kind": "sanity"}
+    assert counts_by_kind([*RESULTS, sanity]) == "behaviour 1/2 passed, sanity 1/1 passed"

@@ -17,7 +17,10 @@ Residual stream layout (standard basis dimensions of d_model = 768)::
     POS     66..130  position code: cos/sin of 32 random frequencies (unit norm).
     PREV    130..192 written by previous-token heads: the token code of position i-1.
     COPY    192..254 written by induction heads: the token code they predict.
-    SCRATCH 254..318 written by every MLP (random weights); read by no head.
+    SCRATCH 254..318 written by every MLP (random weights); read by no head. The LayerNorm
+                     biases live here too, and the LayerNorm gains vary here, so a hand
+                     recompute of the MLP that drops a bias or a gain is caught.
+    NOISE   318..382 written by every unplanted head; read weakly by the unembedding.
 
 Planted heads (defaults = GPT-2 small's published heads, gpt2-facts.md part B):
   previous-token (2.2, 4.11): query = position code rotated back one step,
@@ -28,7 +31,13 @@ Planted heads (defaults = GPT-2 small's published heads, gpt2-facts.md part B):
   induction (5.1, 5.5, 6.9, 7.2, 7.10): query = TOKEN, key = PREV, so position i
       attends to the token after an earlier occurrence of its own token; OV copies that
       TOKEN -> COPY, and the unembedding reads COPY: the model predicts it.
-Every other head has zero weights (uniform attention, no output): a negative control.
+Every other head is a random head (random QK over TOKEN and POS: diffuse, content- and
+position-dependent attention; random OV writing to NOISE, which the unembedding reads weakly):
+the negative controls must reject real, non-trivial heads, not zeros.
+
+Decoys (``PlantedLayout``'s decoy fields, for the zoo of ``interp_claims.zoo``) imitate a
+behaviour without having it: a head attending a fixed distance back, an induction or
+previous-token head that writes nothing, a head resting on BOS.
 The unembedding adds a fixed unigram prior (logits 3.0 down to 0.3) on ten frequent
 English tokens, read from ANCHOR, so the model's top-k without a repeat is defined.
 """
@@ -50,7 +59,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from interp_claims.builtin.tokenizer_files import ENDOFTEXT_ID, GPT2_VOCAB_SIZE, write_gpt2_tokenizer
 
 # Bump when the construction changes: it names the cached folder.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 Head = tuple[int, int]
 
@@ -63,6 +72,7 @@ POS = slice(66, 130)
 PREV = slice(130, 192)
 COPY = slice(192, 254)
 SCRATCH = slice(254, 318)
+NOISE = slice(318, 382)
 CODE_DIM = TOKEN.stop - TOKEN.start  # 62: leaves head dim 62 for the BOS sink
 N_FREQS = (POS.stop - POS.start) // 2
 
@@ -73,6 +83,10 @@ INDUCTION_SINK = 18.0  # score of BOS for induction heads: wins when nothing mat
 DUPLICATE_SHARPNESS = 32.0
 DUPLICATE_SINK = 18.0
 UNEMBED_GAIN = 24.0  # logit of the copied token when all induction heads agree
+RANDOM_HEAD_QK = 1.0  # random heads: attention scores of std ~2 over TOKEN and POS
+RANDOM_HEAD_OV = 0.3  # random heads: output norm ~0.3 each, into NOISE
+NOISE_UNEMBED = 0.05  # the unembedding's read of NOISE: logit noise of std ~0.2
+BIAS_SCALE = 0.1  # LayerNorm and MLP output biases (SCRATCH)
 
 # Ten frequent English tokens of GPT-2's vocabulary and their prior logits.
 UNIGRAM_PRIOR = {
@@ -96,9 +110,19 @@ class PlantedLayout:
     previous_token: tuple[Head, ...] = ((2, 2), (4, 11))
     duplicate_token: tuple[Head, ...] = ((0, 1), (0, 10), (3, 0))
     induction: tuple[Head, ...] = ((5, 1), (5, 5), (6, 9), (7, 2), (7, 10))
+    # Decoys: heads that imitate a behaviour without having it.
+    fixed_offset: tuple[tuple[Head, int], ...] = ()  # attend `offset` positions back whatever the tokens; no output
+    silent_induction: tuple[Head, ...] = ()  # induction attention, no output
+    silent_previous_token: tuple[Head, ...] = ()  # previous-token attention, no output
+    bos_sink: tuple[Head, ...] = ()  # all attention on BOS, no output
+
+    @property
+    def planted(self) -> list[Head]:
+        return [*self.previous_token, *self.duplicate_token, *self.induction, *(h for h, _ in self.fixed_offset),
+                *self.silent_induction, *self.silent_previous_token, *self.bos_sink]
 
     def __post_init__(self) -> None:
-        heads = [*self.previous_token, *self.duplicate_token, *self.induction]
+        heads = self.planted
         for layer, head in heads:
             if not (0 <= layer < N_LAYERS and 0 <= head < N_HEADS):
                 raise ValueError(
@@ -108,7 +132,7 @@ class PlantedLayout:
         if len(set(heads)) != len(heads):
             raise ValueError(f"a head is planted twice in {self}")
         first_induction = min((layer for layer, _ in self.induction), default=N_LAYERS)
-        if any(layer >= first_induction for layer, _ in self.previous_token):
+        if any(layer >= first_induction for layer, _ in (*self.previous_token, *self.silent_previous_token)):
             raise ValueError(
                 "every previous-token head must sit in a layer before the first "
                 f"induction head (layer {first_induction}): {self.previous_token}"
@@ -142,11 +166,16 @@ def position_codes(freqs: Float[Tensor, " freq"]) -> Float[Tensor, "n_ctx 2*freq
 
 def rotate_back_one(freqs: Float[Tensor, " freq"]) -> Float[Tensor, "2*freq 2*freq"]:
     """Linear map taking position code p_i to p_{i-1} (as a right-multiplied matrix)."""
-    cos, sin = freqs.cos(), freqs.sin()
+    return rotate_back(freqs, 1)
+
+
+def rotate_back(freqs: Float[Tensor, " freq"], steps: int) -> Float[Tensor, "2*freq 2*freq"]:
+    """Linear map taking position code p_i to p_{i-steps} (as a right-multiplied matrix)."""
+    cos, sin = (steps * freqs).cos(), (steps * freqs).sin()
     n = N_FREQS
     rotation = torch.zeros(2 * n, 2 * n)
     idx = torch.arange(n)
-    # [cos(w(i-1)), sin(w(i-1))] = [cos wi cos w + sin wi sin w, sin wi cos w - cos wi sin w]
+    # [cos(w(i-s)), sin(w(i-s))] = [cos wi cos ws + sin wi sin ws, sin wi cos ws - cos wi sin ws]
     rotation[idx, idx] = cos
     rotation[idx + n, idx] = sin
     rotation[idx, idx + n] = -sin
@@ -196,8 +225,11 @@ def build_planted_gpt2(
 
     # Every LayerNorm divides by ~|x| / sqrt(d_model); a gain of that size makes it ~identity.
     layernorm_gain = _residual_norm_estimate() / math.sqrt(D_MODEL)
+    scratch = SCRATCH.stop - SCRATCH.start
     for layernorm in [*(b.ln_1 for b in gpt.h), *(b.ln_2 for b in gpt.h), gpt.ln_f]:
         layernorm.weight.fill_(layernorm_gain)
+        layernorm.weight[SCRATCH] *= torch.exp(0.2 * torch.randn(scratch, generator=generator))  # read by MLPs only
+        layernorm.bias[SCRATCH] = BIAS_SCALE * torch.randn(scratch, generator=generator)
 
     score_scale = math.sqrt(D_HEAD)  # HF divides q.k by sqrt(d_head): undo it
     sink_query = score_scale / ANCHOR_NORM  # the query's sink coordinate, read from ANCHOR[0]
@@ -217,12 +249,25 @@ def build_planted_gpt2(
         q[ANCHOR.start, CODE_DIM] = sharpness * sink_query
         k[BOS.start, CODE_DIM] = 1.0
 
-    for layer, head in layout.previous_token:
-        q, k, v, o = head_weights(layer, head)
-        q[POS, :] = PREV_SHARPNESS * score_scale * rotation
+    def plant_offset(q: Tensor, k: Tensor, steps: int) -> None:
+        q[POS, :] = PREV_SHARPNESS * score_scale * rotate_back(freqs, steps)
         k[POS, :] = torch.eye(2 * N_FREQS)
-        v[TOKEN, :CODE_DIM] = eye
-        o[:CODE_DIM, PREV] = eye / len(layout.previous_token)
+
+    for layer, head in (*layout.previous_token, *layout.silent_previous_token):
+        q, k, v, o = head_weights(layer, head)
+        plant_offset(q, k, 1)
+        if (layer, head) in layout.previous_token:
+            v[TOKEN, :CODE_DIM] = eye
+            o[:CODE_DIM, PREV] = eye / len(layout.previous_token)
+
+    for (layer, head), steps in layout.fixed_offset:
+        q, k, _, _ = head_weights(layer, head)
+        plant_offset(q, k, steps)
+        plant_sink(q, k, INDUCTION_SINK)  # before `steps` positions exist, it rests on BOS
+
+    for layer, head in layout.bos_sink:
+        q, k, _, _ = head_weights(layer, head)
+        plant_sink(q, k, 4 * INDUCTION_SINK)
 
     for layer, head in layout.duplicate_token:
         q, k, _, _ = head_weights(layer, head)
@@ -230,13 +275,28 @@ def build_planted_gpt2(
         k[TOKEN, :CODE_DIM] = eye
         plant_sink(q, k, DUPLICATE_SINK)
 
-    for layer, head in layout.induction:
+    for layer, head in (*layout.induction, *layout.silent_induction):
         q, k, v, o = head_weights(layer, head)
         q[TOKEN, :CODE_DIM] = INDUCTION_SHARPNESS * score_scale * eye
         k[PREV, :CODE_DIM] = eye
         plant_sink(q, k, INDUCTION_SINK)
-        v[TOKEN, :CODE_DIM] = eye
-        o[:CODE_DIM, COPY] = eye / len(layout.induction)
+        if (layer, head) in layout.induction:
+            v[TOKEN, :CODE_DIM] = eye
+            o[:CODE_DIM, COPY] = eye / len(layout.induction)
+
+    # Every other head: random, so the negative controls face real heads (see the module doc).
+    planted = set(layout.planted)
+    reads = torch.cat([torch.arange(TOKEN.start, TOKEN.stop), torch.arange(POS.start, POS.stop)])
+    noise = NOISE.stop - NOISE.start
+    for layer in range(N_LAYERS):
+        for head in range(N_HEADS):
+            if (layer, head) in planted:
+                continue
+            q, k, v, o = head_weights(layer, head)
+            q[reads, :] = RANDOM_HEAD_QK * torch.randn(len(reads), D_HEAD, generator=generator) / math.sqrt(2.0)
+            k[reads, :] = RANDOM_HEAD_QK * torch.randn(len(reads), D_HEAD, generator=generator) / math.sqrt(2.0)
+            v[TOKEN, :] = torch.randn(CODE_DIM, D_HEAD, generator=generator) / math.sqrt(D_HEAD)
+            o[:, NOISE] = RANDOM_HEAD_OV * torch.randn(D_HEAD, noise, generator=generator) / math.sqrt(noise)
 
     # MLPs: random, reading every signal dimension, writing only SCRATCH.
     signal = slice(BOS.start, SCRATCH.stop)
@@ -246,8 +306,10 @@ def build_planted_gpt2(
         block.mlp.c_fc.bias.copy_(0.5 * torch.randn(D_MLP, generator=generator))
         w_out = 0.002 * torch.randn(D_MLP, SCRATCH.stop - SCRATCH.start, generator=generator)
         block.mlp.c_proj.weight[:, SCRATCH] = w_out - w_out.mean(dim=-1, keepdim=True)
+        block.mlp.c_proj.bias[SCRATCH] = BIAS_SCALE * torch.randn(scratch, generator=generator)
 
     model.lm_head.weight[:, COPY] = UNEMBED_GAIN * codes
+    model.lm_head.weight[:, NOISE] = NOISE_UNEMBED * torch.randn(GPT2_VOCAB_SIZE, noise, generator=generator)
     for token_id, logit in UNIGRAM_PRIOR.items():
         model.lm_head.weight[token_id, ANCHOR.start] = logit / ANCHOR_NORM
     return model
@@ -260,8 +322,10 @@ def layout_description(layout: PlantedLayout, seed: int) -> dict:
         "builder_version": BUILDER_VERSION,
         "seed": seed,
         "planted_heads": {
-            name: [f"{layer}.{head}" for layer, head in heads]
+            name: [f"{layer}.{head}" for layer, head in heads] if name != "fixed_offset"
+            else [f"{layer}.{head} (-{steps})" for (layer, head), steps in heads]
             for name, heads in asdict(layout).items()
+            if heads
         },
     }
 

@@ -29,7 +29,7 @@ def _explain(claim, measurement, verdict_text: str) -> str:
 
 def record(claims_session, record_property, claim, measurement, passed: bool, threshold: str, margin) -> None:
     result = claims_session.record(claim, measurement, passed, threshold, margin)
-    for key in ("value", "threshold", "margin", "source", "behaviour"):
+    for key in ("value", "threshold", "margin", "source", "behaviour", "kind"):
         record_property(key, result[key])
 
 

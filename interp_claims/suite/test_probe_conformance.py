@@ -2,7 +2,7 @@
 
 Each probe is exercised through the first claim that uses it (a probe without a
 claim fails here: add one). A probe must return plain, JSON-ready values; measure the same
-thing twice; leave the session's model untouched (weights, device, dtype); and refuse bad
+thing twice, from two independent forward passes; leave the session's model untouched (weights, device, dtype); and refuse bad
 input with ProbeInputError, not a traceback from inside torch.
 """
 
@@ -36,6 +36,7 @@ def test_probe_is_deterministic_json_ready_and_read_only(name, claims_session, c
     claim = example_claim(claims_session, name)
     before = fingerprint(claims_model.bridge)
     first = claims_session.measure(claim)
+    claims_session.models.forget_passes()  # the second measurement runs its own forward passes
     second = claims_session.measure(claim)
     assert fingerprint(claims_model.bridge) == before, f"probe {name!r} changed the session's model"
     encoded = json.dumps(first.value)

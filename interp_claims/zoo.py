@@ -1,0 +1,185 @@
+"""The decoy zoo: mutation testing for claims. Each decoy is a GPT-2-architecture model built to
+imitate one behaviour without having it (the embedded model with one circuit replaced by a
+fake). For each decoy, the claims it must fail (the claim is worth its ability to fail) and
+those it must still pass (the decoy is not simply broken) are listed and checked.
+
+    python -m interp_claims.zoo [--decoy NAME ...] [--report reports/zoo.json]
+
+prints the decoy x claim table and the mutation score (decoys killed / decoys), and exits 1
+unless every decoy fails and passes exactly as listed.
+"""
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp_claims.builtin.embedded import DEFAULT_LAYOUT, PlantedLayout, planted_model_folder
+
+INDUCTION = ("5.1", "5.5", "6.9", "7.2", "7.10")
+
+
+def without(heads: tuple, *removed: tuple[int, int]) -> tuple:
+    return tuple(head for head in heads if head not in removed)
+
+
+@dataclass(frozen=True)
+class Decoy:
+    name: str
+    imitates: str  # what it fakes, and how
+    layout: PlantedLayout
+    must_fail: tuple[str, ...]  # claim ids
+    must_pass: tuple[str, ...]
+
+
+SHARED_PASSES = ("normalisation.notebook-prompt", "repetition.quomatarus.repeat-predicted[2]")
+
+DECOYS = (
+    Decoy(
+        "fixed-offset-induction",
+        "5.1 attends 49 positions back whatever the tokens (the induction stripe at seq_len 50) and writes nothing",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), fixed_offset=(((5, 1), 49),)),
+        must_fail=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.1]",
+                   "circuits.induction-ov-copying[5.1]"),
+        must_pass=("heads.induction[5.5]", "embedded.no-unplanted-induction-head", *SHARED_PASSES),
+    ),
+    Decoy(
+        "silent-induction",
+        "5.1 attends exactly like an induction head but writes nothing (a passenger)",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), silent_induction=((5, 1),)),
+        must_fail=("circuits.induction-logit-attribution[5.1]", "circuits.induction-ov-copying[5.1]"),
+        must_pass=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.5]",
+                   *SHARED_PASSES),
+    ),
+    Decoy(
+        "fixed-offset-duplicate",
+        "0.1 attends 50 positions back whatever the tokens (the earlier copy at seq_len 50)",
+        PlantedLayout(duplicate_token=without(DEFAULT_LAYOUT.duplicate_token, (0, 1)), fixed_offset=(((0, 1), 50),)),
+        must_fail=("heads.duplicate-token[0.1]",),
+        must_pass=("heads.duplicate-token[0.10]", *SHARED_PASSES),
+    ),
+    Decoy(
+        "induction-moved-one-layer",
+        "the in-context copying is real, but done by heads one layer later than the claims name",
+        PlantedLayout(induction=((6, 1), (6, 5), (7, 9), (8, 2), (8, 10))),
+        must_fail=(*(f"heads.induction[{h}]" for h in INDUCTION), "induction.layer5[5.1]", "induction.layer5[5.5]",
+                   "circuits.induction-logit-attribution[5.1]", "ablation.induction-heads-carry-repetition",
+                   "embedded.no-unplanted-induction-head"),
+        must_pass=SHARED_PASSES,
+    ),
+    Decoy(
+        "bos-sink",
+        "5.1 and 5.5 rest all their attention on BOS and write nothing; the other three induction heads copy",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1), (5, 5)), bos_sink=((5, 1), (5, 5))),
+        must_fail=("heads.induction[5.1]", "heads.induction[5.5]", "induction.layer5[5.1]", "induction.layer5[5.5]",
+                   "circuits.induction-logit-attribution[5.1]", "circuits.induction-logit-attribution[5.5]"),
+        must_pass=("heads.induction[6.9]", *SHARED_PASSES),
+    ),
+    Decoy(
+        "silent-previous-token",
+        "4.11 attends to the previous token but writes nothing; 2.2 alone feeds the induction heads",
+        PlantedLayout(previous_token=((2, 2),), silent_previous_token=((4, 11),)),
+        must_fail=("circuits.previous-token-ablation[4.11]",),
+        must_pass=("heads.previous-token[4.11]", "circuits.previous-token-ablation[2.2]", *SHARED_PASSES),
+    ),
+)
+
+
+@dataclass
+class DecoyResult:
+    decoy: Decoy
+    outcomes: dict[str, tuple[bool, Any]] = field(default_factory=dict)  # claim id -> (passed, value)
+
+    @property
+    def wrong(self) -> list[str]:
+        """Claims that did not fail or pass as listed."""
+        return [c for c in self.decoy.must_fail if self.outcomes[c][0]] + [c for c in self.decoy.must_pass if not self.outcomes[c][0]]
+
+    @property
+    def killed(self) -> bool:
+        """The suite goes red on this decoy: a claim it must fail does."""
+        return any(not self.outcomes[c][0] for c in self.decoy.must_fail)
+
+
+def run_decoy(decoy: Decoy, claims: dict, device: torch.device, dtype: torch.dtype) -> DecoyResult:
+    from interp_claims.claims import check
+    from interp_claims.models import ModelSource, ModelSpec
+    from interp_claims.session import ModelSession
+
+    folder = planted_model_folder(decoy.layout)
+    spec = ModelSpec(name=f"decoy:{decoy.name}", kind="folder", folder=folder, family="embedded")
+    session = ModelSession(spec, device, dtype, "raw", ModelSource(folder, origin="built"))
+    selected = [claims[claim_id] for claim_id in (*decoy.must_fail, *decoy.must_pass)]
+    session.plan(selected)
+    result = DecoyResult(decoy)
+    try:
+        for claim in selected:
+            value = session.measure(claim).value
+            result.outcomes[claim.id] = (check(claim, value, dtype).passed, value)
+    finally:
+        session.close()
+    return result
+
+
+def run_zoo(decoys=DECOYS, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32) -> list[DecoyResult]:
+    from interp_claims.claims import load_claims
+    from interp_claims.registry import load_builtin_probes
+
+    load_builtin_probes()
+    claims = {claim.id: claim for claim in load_claims()}
+    unknown = sorted({c for d in decoys for c in (*d.must_fail, *d.must_pass)} - set(claims))
+    if unknown:
+        raise KeyError(f"decoys name claims that no claim file defines: {', '.join(unknown)}")
+    return [run_decoy(decoy, claims, device, dtype) for decoy in decoys]
+
+
+def mutation_score(results: list[DecoyResult]) -> str:
+    return f"mutation score {sum(r.killed for r in results)}/{len(results)} decoys killed"
+
+
+def table(results: list[DecoyResult]) -> list[str]:
+    lines = []
+    for r in results:
+        lines.append(f"{r.decoy.name}: {'killed' if r.killed else 'SURVIVED'}{'' if not r.wrong else '  <- not as listed: ' + ', '.join(r.wrong)}")
+        lines.append(f"  imitates: {r.decoy.imitates}")
+        for claim_id in (*r.decoy.must_fail, *r.decoy.must_pass):
+            passed, value = r.outcomes[claim_id]
+            expected = "fail" if claim_id in r.decoy.must_fail else "pass"
+            shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value)[:30]
+            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} (must {expected}) value {shown}")
+    lines.append(mutation_score(results))
+    return lines
+
+
+def report(results: list[DecoyResult]) -> dict:
+    return {
+        "mutation_score": {"killed": sum(r.killed for r in results), "decoys": len(results)},
+        "decoys": [
+            {"name": r.decoy.name, "imitates": r.decoy.imitates, "killed": r.killed, "as_listed": not r.wrong,
+             "claims": {c: {"passed": p, "value": v, "must": "fail" if c in r.decoy.must_fail else "pass"}
+                        for c, (p, v) in r.outcomes.items()}}
+            for r in results
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m interp_claims.zoo", description=__doc__.splitlines()[0])
+    parser.add_argument("--decoy", action="append", choices=[d.name for d in DECOYS], help="run only these decoys")
+    parser.add_argument("--report", type=Path, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    decoys = [d for d in DECOYS if not args.decoy or d.name in args.decoy]
+    results = run_zoo(decoys)
+    print("\n".join(table(results)))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report(results), indent=2, default=str))
+    return 0 if all(not r.wrong for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

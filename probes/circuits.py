@@ -1,0 +1,116 @@
+"""What a head writes, not only where it looks: evidence that a claimed head does its job.
+
+* ``ov_copying_score``: the OV circuit's copying score (Elhage et al. 2021, "A Mathematical
+  Framework for Transformer Circuits"): for the full OV circuit W_E W_V W_O W_U of a head,
+  ``sum(eigenvalues) / sum(|eigenvalues|)`` (real parts): +1 for a head whose output raises
+  the logit of the token it attends to, 0 for a head that writes nothing. Computed on the
+  d_head x d_head matrix (W_O W_U)(W_E W_V), which has the same non-zero eigenvalues, from
+  TransformerLens's processed weights (LayerNorm folded), as the paper and ARENA do.
+* ``head_logit_attribution``: the head's direct logit attribution to the correct next token on
+  the repeated half of ``[BOS, R, R]``: its output through the final LayerNorm's scale and the
+  unembedding, minus its mean over the vocabulary (processed weights). A head that attends
+  like an induction head but writes nothing scores 0.
+* ``head_ablation_loss_increase``: the rise of the loss on the repeated half when the head is
+  zero-ablated (its ``hook_z``). For a previous-token head this is its causal role: induction
+  heads read its output (K-composition); a head that only looks like one scores 0.
+
+Multi-lag inputs (``seq_len = [50, 37]``) give the lowest value over the lags.
+"""
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp_claims.context import ProbeContext
+from interp_claims.measurement import Measurement, ProbeInputError
+from interp_claims.registry import probe
+from probes.ablation import ablation_hooks
+from probes.heads import parse_head
+
+DLA_HOOKS = ("attn.hook_z", "ln_final.hook_scale")
+
+
+def require_repeated_random(ctx: ProbeContext) -> int:
+    """The claim's seq_len; ProbeInputError for any input other than ``repeated_random``."""
+    if ctx.input is None or ctx.input.repeated_random is None:
+        raise ProbeInputError("this probe is defined on `repeated_random` inputs ([BOS, R, R])")
+    return ctx.input.repeated_random[0]
+
+
+def lag(ctx: ProbeContext) -> str:
+    return f"seq_len {require_repeated_random(ctx)}"
+
+
+def repeated_half(ctx: ProbeContext) -> tuple[int, Int[Tensor, "batch pos"]]:
+    return require_repeated_random(ctx), ctx.tokens()
+
+
+@probe("ov_copying_score", hooks=None)
+def ov_copying_score(ctx: ProbeContext, *, head: str) -> Measurement:
+    """The copying score of the head's full OV circuit (see the module's definition)."""
+    processed = ctx.with_weights("processed")
+    bridge = processed.bridge
+    layer, index = parse_head(head, bridge.cfg.n_layers, bridge.cfg.n_heads)
+    with torch.no_grad():
+        w_e, w_u = bridge.W_E.double(), bridge.W_U.double()
+        w_v, w_o = bridge.W_V[layer, index].double(), bridge.W_O[layer, index].double()
+        reduced = (w_o @ w_u) @ (w_e @ w_v)  # [d_head, d_head]: the non-zero spectrum of W_E W_V W_O W_U
+        eigenvalues = torch.linalg.eigvals(reduced)
+    magnitude = float(eigenvalues.abs().sum())
+    score = float(eigenvalues.real.sum()) / magnitude if magnitude > 0 else 0.0
+    return Measurement(
+        value=score,
+        details={"definition": "sum(eigenvalues)/sum(|eigenvalues|) of W_E W_V W_O W_U (Elhage et al. 2021), processed weights",
+                 "eigenvalue_magnitude_sum": round(magnitude, 4)},
+    )
+
+
+def logit_attribution_on(ctx: ProbeContext, layer: int, index: int) -> float:
+    seq_len, tokens = repeated_half(ctx)
+    _, cache = ctx.forward()
+    positions = torch.arange(seq_len + 1, 2 * seq_len, device=tokens.device)  # second copy, each with a next token
+    z: Float[Tensor, "batch pos d_head"] = cache[f"blocks.{layer}.attn.hook_z"][:, positions, index].double()
+    scale: Float[Tensor, "batch pos 1"] = cache["ln_final.hook_scale"][:, positions].double()
+    out = (z @ ctx.bridge.W_O[layer, index].double()) / scale  # the head's share of the normalised residual
+    w_u = ctx.bridge.W_U.double()  # [d_model, vocab]
+    correct = (out * w_u.T[tokens[:, positions + 1]]).sum(dim=-1)  # logit of the true next token
+    mean = out @ w_u.mean(dim=1)  # mean logit over the vocabulary
+    return float((correct - mean).mean().detach())
+
+
+@probe("head_logit_attribution", hooks=DLA_HOOKS)
+def head_logit_attribution(ctx: ProbeContext, *, head: str) -> Measurement:
+    """Direct logit attribution of the head to the correct next token on the repeated half (lowest over lags)."""
+    require_repeated_random(ctx)
+    processed = ctx.with_weights("processed")
+    layer, index = parse_head(head, processed.model.cfg.n_layers, processed.model.cfg.n_heads)
+    with torch.no_grad():
+        per_lag = {lag(v): logit_attribution_on(v, layer, index) for v in processed.each_input()}
+    return Measurement(value=min(per_lag.values()), details={"per_lag": {k: round(v, 4) for k, v in per_lag.items()},
+                                                            "weights": "processed"})
+
+
+def repeated_half_loss(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"], seq_len: int) -> float:
+    positions = torch.arange(seq_len + 1, 2 * seq_len, device=tokens.device)
+    log_probs = logits[:, positions].float().log_softmax(dim=-1)
+    return float(-log_probs.gather(-1, tokens[:, positions + 1][..., None]).mean())
+
+
+def ablation_increase_on(ctx: ProbeContext, layer: int, index: int) -> dict[str, float]:
+    seq_len, tokens = repeated_half(ctx)
+    clean_logits, _ = ctx.forward()
+    ablated_logits = ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(tokens, fwd_hooks=ablation_hooks([(layer, index)], "zero")))
+    clean, ablated = repeated_half_loss(clean_logits, tokens, seq_len), repeated_half_loss(ablated_logits, tokens, seq_len)
+    return {"clean": clean, "ablated": ablated, "increase": ablated - clean}
+
+
+@probe("head_ablation_loss_increase", hooks=())
+def head_ablation_loss_increase(ctx: ProbeContext, *, head: str) -> Measurement:
+    """Repeated-half loss with the head zero-ablated minus without (lowest over lags), in nats."""
+    require_repeated_random(ctx)
+    layer, index = parse_head(head, ctx.model.cfg.n_layers, ctx.model.cfg.n_heads)
+    per_lag = {lag(v): ablation_increase_on(v, layer, index) for v in ctx.each_input()}
+    return Measurement(
+        value=min(lag["increase"] for lag in per_lag.values()),
+        details={"per_lag": {k: {name: round(x, 4) for name, x in lag.items()} for k, lag in per_lag.items()}},
+    )
