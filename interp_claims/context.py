@@ -25,10 +25,11 @@ class InputSpec:
     texts: tuple[str, ...] = ()
     repeated_random: tuple[int, int, int] | None = None  # (seq_len, batch, seed)
     alternatives: tuple["InputSpec", ...] = ()
+    prepend_bos: bool = True  # texts only: false feeds the text as the tokenizer encodes it
 
     @property
     def key(self) -> str:  # the alternatives are inputs of their own, with their own passes
-        return json.dumps({"texts": self.texts, "repeated_random": self.repeated_random})
+        return json.dumps({"texts": self.texts, "repeated_random": self.repeated_random, "bos": self.prepend_bos})
 
     @property
     def variants(self) -> tuple["InputSpec", ...]:
@@ -45,9 +46,12 @@ class InputSpec:
                 raise ValueError(f"seq_len must be a number or a list of distinct numbers, got {rr['seq_len']!r}")
             specs = [InputSpec(repeated_random=(int(n), int(rr["batch"]), int(rr["seed"]))) for n in lengths]
             return replace(specs[0], alternatives=tuple(specs[1:]))
+        prepend_bos = table.get("prepend_bos", True)
+        if not isinstance(prepend_bos, bool):
+            raise ValueError(f"prepend_bos must be true or false, got {prepend_bos!r}")
         if "text" in table:
-            return InputSpec(texts=(table["text"],))
-        return InputSpec(texts=tuple(table["texts"]))
+            return InputSpec(texts=(table["text"],), prepend_bos=prepend_bos)
+        return InputSpec(texts=tuple(table["texts"]), prepend_bos=prepend_bos)
 
 
 def repeated_random_tokens(
@@ -113,7 +117,7 @@ class ForwardRunner:
             for text in spec.texts:
                 if not isinstance(text, str) or not text:
                     raise ProbeInputError(f"empty prompt {text!r}: a prompt must be a non-empty string")
-            tokens = bridge.to_tokens(list(spec.texts), prepend_bos=True, truncate=False)
+            tokens = bridge.to_tokens(list(spec.texts), prepend_bos=spec.prepend_bos, truncate=False)
         if tokens.shape[-1] > cfg.n_ctx:
             raise ProbeInputError(
                 f"prompt of {tokens.shape[-1]} tokens (BOS included) is longer than the model's "

@@ -56,6 +56,8 @@ def ablation_drop_in_name_probability(
     )
     clean = continuation_probabilities(clean_logits[0], tokens[0], ids, occurrence)
     ablated = continuation_probabilities(ablated_logits[0], tokens[0], ids, occurrence)
+    # what the ablation did at all: a control whose heads change nothing would be vacuous
+    logit_change = float((ablated_logits.float() - clean_logits.float()).abs().max())
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     return Measurement(
         value=mean(clean) - mean(ablated),
@@ -64,5 +66,6 @@ def ablation_drop_in_name_probability(
             "heads": heads,
             "clean": [round(p, 4) for p in clean],
             "ablated": [round(p, 4) for p in ablated],
+            "max_logit_change": round(logit_change, 4),
         },
     )

@@ -11,10 +11,10 @@ from interp_claims.registry import probe
 
 
 def real_positions(ctx: ProbeContext, tokens: Int[Tensor, "batch pos"]) -> list[int]:
-    """Length of each prompt before right padding (BOS included)."""
+    """Length of each prompt before right padding (BOS included where the input prepends one)."""
     if ctx.input.repeated_random is not None:
         return [tokens.shape[1]] * tokens.shape[0]
-    return [len(ctx.bridge.to_tokens(text, prepend_bos=True)[0]) for text in ctx.input.texts]
+    return [len(ctx.bridge.to_tokens(text, prepend_bos=ctx.input.prepend_bos)[0]) for text in ctx.input.texts]
 
 
 @probe("probability_sum_deviation", hooks=())

@@ -1,52 +1,73 @@
-"""Indirect object identification (Wang et al. 2022, arXiv 2211.00593) on generated prompts.
+"""Indirect object identification (Wang et al. 2022, arXiv 2211.00593) on the paper's prompts.
 
-"When Mary and John went to the store, John gave a drink to" -> " Mary" (the indirect
-object, IO), not " John" (the subject, S). The logit difference is logit(IO) - logit(S)
-at the last position; accuracy is the fraction of prompts where it is positive.
+"Then, John and Mary went to the store. John gave a drink to" -> " Mary" (the indirect object,
+IO), not " John" (the subject, S). The templates, names, places and objects are the paper's
+(``fixtures/ioi.toml``); its templates are named as the paper names them: BABA when the subject
+comes first in the first clause ("Then, [B] and [A] ... [B] gave ... to"), ABBA when the IO does.
+Names are the paper's that are one GPT-2 token with a leading space, as its code requires.
+
+The logit difference is logit(IO) - logit(S) at the last position; accuracy is the fraction of
+prompts where it is positive. Prompts get a BOS token, as TransformerLens's IOI evaluation does.
 """
 
 import random
+import tomllib
 
 import torch
 
+from interp_claims.claims import FIXTURES_DIR
 from interp_claims.context import InputSpec, ProbeContext
-from probes.distribution import real_positions
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
+from probes.distribution import real_positions
 
-# BABA templates of the IOI paper's dataset (Appendix; ioi_dataset.py of its code).
-TEMPLATES = (
-    "When{A} and{B} went to the store,{B} gave a drink to",
-    "When{A} and{B} went to the park,{B} gave a ring to",
-    "Then,{A} and{B} were working at the office.{B} decided to give a kiss to",
-    "Then,{A} and{B} had a long argument, and afterwards{B} said to",
-    "After{A} and{B} went to the garden,{B} gave a bone to",
-    "While{A} and{B} were commuting to the school,{B} gave a basketball to",
-    "Friends{A} and{B} found a necklace at the house.{B} gave it to",
-    "The local big{A} and{B} went to the hospital.{B} gave a snack to",
-)
-NAMES = (" Mary", " John", " Tom", " James", " Dan", " Sid", " Martin", " Amy", " Lisa", " Michael",
-         " Alex", " Sarah", " Kate", " Paul", " Anna", " David", " Emma", " Jack", " Laura", " Mark")
+IOI_DATA = FIXTURES_DIR / "ioi.toml"
+TEMPLATE_SETS = ("ABBA", "BABA", "both")
 
 
-def ioi_prompts(ctx: ProbeContext, count: int, seed: int) -> list[tuple[str, int, int]]:
-    """``count`` prompts as (text, IO id, S id); names are the single-token ones of NAMES."""
+def paper_data() -> dict:
+    return tomllib.loads(IOI_DATA.read_text())
+
+
+def abba(template: str) -> str:
+    """The paper's ABBA form of a BABA template: the first clause's two names swap places."""
+    first_b, first_a = template.index("[B]"), template.index("[A]")
+    swapped = template[:first_b] + "[A]" + template[first_b + 3 : first_a] + "[B]" + template[first_a + 3 :]
+    return swapped
+
+
+def templates(which: str) -> list[tuple[str, str]]:
+    """(name, template) pairs: "ABBA", "BABA" or "both"."""
+    if which not in TEMPLATE_SETS:
+        raise ProbeInputError(f"templates {which!r} is not known. Valid: {', '.join(TEMPLATE_SETS)}.")
+    baba = paper_data()["baba_templates"]
+    sets = {"BABA": [("BABA", t) for t in baba], "ABBA": [("ABBA", abba(t)) for t in baba]}
+    return sets["ABBA"] + sets["BABA"] if which == "both" else sets[which]
+
+
+def ioi_prompts(ctx: ProbeContext, count: int, seed: int, which: str = "both") -> list[tuple[str, int, int]]:
+    """``count`` prompts as (text, IO id, S id), drawn with a seeded generator."""
     require_in_range("count", count, 1)
     require_in_range("seed", seed, 0)
+    chosen = templates(which)
+    data = paper_data()
     tokenizer = ctx.bridge.tokenizer
-    single = [(n, ids[0]) for n in NAMES if len(ids := tokenizer.encode(n, add_special_tokens=False)) == 1]
+    single = [(f" {n}", ids[0]) for n in data["names"] if len(ids := tokenizer.encode(f" {n}", add_special_tokens=False)) == 1]
     if len(single) < 2:
         raise ProbeInputError("fewer than two single-token names in this tokenizer: IOI prompts need two")
     rng = random.Random(seed)
     prompts = []
     for _ in range(count):
+        _, template = rng.choice(chosen)
         (io, io_id), (s, s_id) = rng.sample(single, 2)
-        prompts.append((rng.choice(TEMPLATES).format(A=io, B=s), io_id, s_id))
+        text = template.replace("[PLACE]", rng.choice(data["places"])).replace("[OBJECT]", rng.choice(data["objects"]))
+        text = text.removesuffix(" [A]").replace(" [A]", io).replace(" [B]", s).replace("[A]", io.strip()).replace("[B]", s.strip())
+        prompts.append((text, io_id, s_id))
     return prompts
 
 
-def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int) -> torch.Tensor:
-    prompts = ioi_prompts(ctx, count, seed)
+def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int, which: str) -> torch.Tensor:
+    prompts = ioi_prompts(ctx, count, seed, which)
     spec = InputSpec(texts=tuple(text for text, _, _ in prompts))
     logits, _ = ctx.runner.run(spec)
     child = ProbeContext(ctx.model, ctx.runner, spec)
@@ -58,12 +79,15 @@ def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int) -> torch.Ten
 
 
 @probe("ioi_logit_difference", hooks=None)
-def ioi_logit_difference(ctx: ProbeContext, *, count: int = 100, seed: int = 0) -> Measurement:
-    diffs = ioi_logit_differences(ctx, count, seed)
-    return Measurement(value=float(diffs.mean()), details={"prompts": count, "min": float(diffs.min())})
+def ioi_logit_difference(ctx: ProbeContext, *, count: int = 100, seed: int = 0, templates: str = "both") -> Measurement:
+    diffs = ioi_logit_differences(ctx, count, seed, templates)
+    return Measurement(value=float(diffs.mean()), details={"prompts": count, "templates": templates, "min": float(diffs.min())})
 
 
 @probe("ioi_accuracy", hooks=None)
-def ioi_accuracy(ctx: ProbeContext, *, count: int = 100, seed: int = 0) -> Measurement:
-    diffs = ioi_logit_differences(ctx, count, seed)
-    return Measurement(value=float((diffs > 0).float().mean()), details={"prompts": count})
+def ioi_accuracy(ctx: ProbeContext, *, count: int = 100, seed: int = 0, templates: str = "both") -> Measurement:
+    diffs = ioi_logit_differences(ctx, count, seed, templates)
+    prompts = ioi_prompts(ctx, count, seed, templates)
+    misses = [text for (text, _, _), diff in zip(prompts, diffs.tolist(), strict=True) if diff <= 0]
+    return Measurement(value=float((diffs > 0).float().mean()),
+                       details={"prompts": count, "templates": templates, "misses": misses[:10]})

@@ -19,7 +19,7 @@ the loaded model either way.
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Float

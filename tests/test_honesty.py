@@ -1,14 +1,19 @@
 """The suite must fail on models without the behaviours it claims (run in a subprocess).
 
-* A randomly initialised GPT-2-architecture model: the induction, repetition and
-  ablation claims fail, while normalisation and the manual MLP still pass.
+* A randomly initialised GPT-2-architecture model, checked against the embedded model's
+  claims: every `behaviour` claim fails and every `sanity` claim passes. This is what the
+  two kinds mean, so a summary that counts them apart cannot overstate what was shown.
 * The planted model with its heads moved elsewhere: the catalogue's head claims fail.
+
+The decoy zoo (tests/test_zoo.py) goes further: one faked behaviour per model.
 """
+
+import json
 
 import pytest
 
 from interp_claims.builtin.embedded import PlantedLayout, write_planted_model
-from tests.helpers import run_suite, write_random_gpt2
+from tests.helpers import run_suite
 
 pytestmark = [pytest.mark.honesty, pytest.mark.slow]
 
@@ -17,28 +22,17 @@ def failed(outcomes: dict[str, bool], prefix: str) -> list[bool]:
     return [not passed for claim_id, passed in outcomes.items() if claim_id.startswith(prefix)]
 
 
-def test_random_model_fails_behaviour_claims_but_passes_numerics(pytester, tmp_path):
-    folder = write_random_gpt2(tmp_path / "random-gpt2")
-    result, outcomes = run_suite(
-        pytester,
-        "--model", str(folder), "--model-family", "embedded",
-        "-k", "not snapshot and not mlp and not invented and not invariance",
-        report=tmp_path / "report.json",
-    )
+def test_random_model_fails_every_behaviour_claim_and_passes_every_sanity_claim(pytester, random_gpt2_folder, tmp_path):
+    report = tmp_path / "report.json"
+    result, _ = run_suite(pytester, "--model", str(random_gpt2_folder), "--model-family", "embedded", report=report)
     assert result.ret == 1, result.stdout.str()[-2000:]
-    for prefix in ("induction.layer5", "heads.induction", "repetition.quomatarus.repeat-predicted", "ablation.induction-heads-carry"):
-        assert failed(outcomes, prefix) and all(failed(outcomes, prefix)), (prefix, outcomes)
-    for prefix in ("normalisation.", "tokenization."):
-        assert failed(outcomes, prefix) and not any(failed(outcomes, prefix)), (prefix, outcomes)
-
-
-def test_random_model_still_passes_manual_mlp(pytester, tmp_path):
-    folder = write_random_gpt2(tmp_path / "random-gpt2")
-    result, outcomes = run_suite(
-        pytester, "--model", str(folder), "--model-family", "embedded", "-k", "mlp", report=tmp_path / "report.json"
-    )
-    assert result.ret == 0, result.stdout.str()[-2000:]
-    assert len(outcomes) == 48 and all(outcomes.values())
+    claims = json.loads(report.read_text())["claims"]
+    behaviour = {c["id"]: c["passed"] for c in claims if c["kind"] == "behaviour"}
+    sanity = {c["id"]: c["passed"] for c in claims if c["kind"] == "sanity"}
+    assert len(behaviour) > 30 and len(sanity) > 60
+    assert [claim for claim, passed in behaviour.items() if passed] == []
+    assert [claim for claim, passed in sanity.items() if not passed] == []
+    result.stdout.fnmatch_lines([f"*claims passed (behaviour 0/{len(behaviour)} passed, sanity {len(sanity)}/{len(sanity)} passed)*"])
 
 
 def test_heads_planted_elsewhere_fail_the_catalogue(pytester, tmp_path):
@@ -49,10 +43,11 @@ def test_heads_planted_elsewhere_fail_the_catalogue(pytester, tmp_path):
     )
     folder = write_planted_model(tmp_path / "moved", moved)
     result, outcomes = run_suite(
-        pytester, "--model", str(folder), "-k", "heads or ablation or embedded.", report=tmp_path / "report.json"
+        pytester, "--model", str(folder), "-k", "heads or ablation or embedded. or circuits", report=tmp_path / "report.json"
     )
     assert result.ret == 1
-    for prefix in ("heads.induction", "heads.previous-token", "heads.duplicate-token", "ablation.induction-heads", "embedded.no-unplanted"):
+    for prefix in ("heads.induction", "heads.previous-token", "heads.duplicate-token", "ablation.induction-heads",
+                   "embedded.no-unplanted", "circuits."):
         assert failed(outcomes, prefix) and all(failed(outcomes, prefix)), (prefix, outcomes)
-    # the control ablates heads that now do nothing: it still passes
+    # the control ablates five random heads, which write only noise: it still passes
     assert outcomes["ablation.unclaimed-heads-do-not"] is True
