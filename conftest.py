@@ -10,3 +10,22 @@ def random_gpt2_folder(tmp_path_factory: pytest.TempPathFactory):
     from tests.helpers import write_random_gpt2
 
     return write_random_gpt2(tmp_path_factory.mktemp("models") / "random-gpt2")
+
+
+ZOO_RESULTS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def zoo_results(request: pytest.FixtureRequest) -> list:
+    """Where tests/test_zoo.py leaves the decoy zoo's results, for the terminal summary."""
+    return request.config.stash.setdefault(ZOO_RESULTS, [])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(ZOO_RESULTS, [])
+    if results:
+        from interp_claims.zoo import table
+
+        terminalreporter.section("decoy zoo")
+        for line in table(results):
+            terminalreporter.write_line(line)

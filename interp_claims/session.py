@@ -5,6 +5,7 @@ The pytest plugin runs its claims through a ``ModelSession``, and so does the de
 """
 
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -79,12 +80,17 @@ class ModelSession:
             sum(r.stats.seconds for r in self.runners.values()),
         )
 
-    def forget_passes(self) -> None:
-        """Drop every cached forward pass (the models stay): the next measurement runs the model again."""
-        for weights, model in self.models.items():
-            self.runners[weights] = ForwardRunner(model)
-            for claim in self.planned:
-                self._plan(claim, weights)
+    @contextmanager
+    def fresh_passes(self):
+        """Within the block, no cached forward pass is reused (the models stay); after it, the
+        session's own passes are back. For measuring the same claim from independent passes."""
+        kept = dict(self.runners)
+        try:
+            for weights, model in self.models.items():
+                self.runners[weights] = ForwardRunner(model)
+            yield
+        finally:
+            self.runners.update(kept)
 
     def close(self) -> None:
         """Free the models and their cached passes (the zoo loads one model after another)."""
