@@ -19,6 +19,8 @@ import pytest
 GROUP = "interp-claims"
 CLAIM_TESTS = {"test_claim": "claim", "test_snapshot_claim": "snapshot_claim"}
 MODEL_FIXTURES = {"claims_model", "claim", "snapshot_claim"}
+MODEL_GROUP = "interp-claims-model"  # under `pytest -n N --dist loadgroup`, the model's tests share one worker
+WORKER_OUTPUT = "interp_claims"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -108,6 +110,7 @@ class ClaimSession:
         self.skip_missing = option.skip_missing_model
         self.report_path = Path(option.claims_report) if option.claims_report else None
         self.results: list[dict] = []
+        self.worker_runs: list[dict] = []  # under pytest-xdist, the run information of each worker that measured claims
         self.source = None  # interp_claims.models.ModelSource, once located
         self.models = None  # interp_claims.session.ModelSession, once located
         self._unavailable: str | None = None
@@ -211,6 +214,8 @@ class ClaimSession:
         return result
 
     def run_info(self) -> dict:
+        if self.models is None and self.worker_runs:  # the xdist controller loaded no model: its workers did
+            return merge_worker_runs(self.worker_runs)
         from importlib.metadata import version
 
         import torch
@@ -229,6 +234,7 @@ class ClaimSession:
             "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
             "dtype": str(self.dtype).removeprefix("torch."),
+            "precision": self.models.precision if self.models else {},
             "weights": self.weights,
             "versions": {
                 "torch": torch.__version__,
@@ -244,6 +250,15 @@ class ClaimSession:
         }
 
 
+def merge_worker_runs(runs: list[dict]) -> dict:
+    """One run's information from its workers': the first's model and versions, the work summed."""
+    merged = dict(runs[0])
+    for key in ("forward_passes", "forward_seconds", "claim_seconds", "model_load_seconds"):
+        merged[key] = round(sum(run[key] for run in runs), 3)
+    merged["xdist_workers"] = len(runs)
+    return merged
+
+
 SESSION_KEY = pytest.StashKey[ClaimSession]()
 
 
@@ -252,6 +267,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(behaviour): a claim about the model (from a claim file)")
     config.addinivalue_line("markers", "sanity: claims any healthy model of the architecture passes (normalisation, recompute, invariance, controls)")
     config.addinivalue_line("markers", "behaviour: claims about what a source says this model does inside")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup keeps a group on one worker")
     if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return
     session = ClaimSession(config)
@@ -284,7 +300,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for claim in session.claims:
         if (claim.expect["op"] == "snapshot") != snapshot:
             continue
-        marks = [pytest.mark.claim(behaviour=claim.behaviour), getattr(pytest.mark, claim.behaviour), getattr(pytest.mark, claim.kind)]
+        marks = [pytest.mark.claim(behaviour=claim.behaviour), getattr(pytest.mark, claim.behaviour), getattr(pytest.mark, claim.kind),
+                 pytest.mark.xdist_group(MODEL_GROUP)]
         marks += [getattr(pytest.mark, model_marker(family)) for family in claim.models]
         if snapshot:  # one case, and one snapshot, per model family the claim lists
             params += [pytest.param((claim, family), id=f"{claim.id}@{family}", marks=marks) for family in claim.models]
@@ -363,13 +380,41 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(f"claims report: {session.report_path} (+ .md, .html)")
 
 
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     claims_session = session.config.stash.get(SESSION_KEY, None)
-    if claims_session is None or claims_session.report_path is None or exitstatus == pytest.ExitCode.USAGE_ERROR:
+    if claims_session is None:
+        return
+    if is_xdist_worker(session.config):  # the controller merges every worker's results and writes the report
+        import json
+
+        session.config.workeroutput[WORKER_OUTPUT] = json.dumps(
+            {"run": claims_session.run_info() if claims_session.results else None, "results": claims_session.results}, default=str
+        )
+        return
+    if claims_session.report_path is None or exitstatus == pytest.ExitCode.USAGE_ERROR:
         return  # a session stopped by a usage error measured nothing: no report that looks like a run
     from interp_claims.report import write_reports
 
     write_reports(claims_session.report_path, claims_session.run_info(), claims_session.results)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist's controller: take a finished worker's claim results into this session's."""
+    import json
+
+    claims_session = node.config.stash.get(SESSION_KEY, None)
+    output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+    if claims_session is None or output is None:
+        return
+    data = json.loads(output)
+    claims_session.results.extend(data["results"])
+    if data["run"] is not None:
+        claims_session.worker_runs.append(data["run"])
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -12,7 +12,7 @@ import torch
 from interp_claims.claims import Claim
 from interp_claims.context import ForwardRunner, ProbeContext
 from interp_claims.measurement import Measurement
-from interp_claims.models import LoadedModel, ModelSource, ModelSpec, load_model
+from interp_claims.models import LoadedModel, ModelSource, ModelSpec, load_model, pin_precision
 from interp_claims.registry import get_probe
 
 
@@ -22,6 +22,7 @@ class ModelSession:
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, weights: str, source: ModelSource):
         self.spec, self.device, self.dtype, self.weights, self.source = spec, device, dtype, weights, source
+        self.precision = pin_precision(dtype)  # recorded in the report's run information
         self.models: dict[str, LoadedModel] = {}
         self.runners: dict[str, ForwardRunner] = {}
         self.planned: list[Claim] = []

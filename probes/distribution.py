@@ -85,17 +85,19 @@ def device_consistency(ctx: ProbeContext) -> Measurement:
     """Max |log p on this device - log p on the other| (CPU vs CUDA) over every real position.
 
     Loads a second copy of the model from the same folder on the other device."""
+    from interp_claims.context import synchronize
     from interp_claims.measurement import ResourceUnavailable
-    from interp_claims.models import load_model
+    from interp_claims.models import ModelSource, load_model
 
     tokens = ctx.tokens()  # validates the input before anything is loaded
     if not torch.cuda.is_available():
         raise ResourceUnavailable("needs a CUDA device to compare with the CPU (torch.cuda.is_available() is False)")
     other_device = torch.device("cpu") if ctx.model.device.type == "cuda" else torch.device("cuda")
-    other = load_model(ctx.model.spec, other_device, ctx.model.dtype, ctx.model.weights)
+    other = load_model(ctx.model.spec, other_device, ctx.model.dtype, ctx.model.weights, ModelSource(ctx.model.folder))
     logits, _ = ctx.forward()
-    with torch.no_grad():
-        other_logits = ctx.runner.timed(lambda: other.bridge(tokens.to(other_device)))
+    with torch.no_grad():  # not one of this runner's passes: the other device, synchronised on its own
+        other_logits = other.bridge(tokens.to(other_device))
+    synchronize(other_device)
     here = next_token_log_probs(logits, tokens)
     there = next_token_log_probs(other_logits.to(logits.device), tokens)
     worst = max(float((here[row, : n - 1] - there[row, : n - 1]).abs().max()) for row, n in enumerate(real_positions(ctx, tokens)))
