@@ -68,6 +68,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the claims report: PATH (JSON), plus PATH with .md and .html suffixes",
     )
+    group.addoption(
+        "--claims-compare",
+        default=None,
+        metavar="PREVIOUS.json",
+        help="compare every claim with a previous claims report: value deltas and verdict flips, "
+        "in the terminal summary and the report",
+    )
     parser.addini("claims_files", type="paths", default=[], help="claim files (TOML) to add to the built-in ones")
     parser.addini(
         "claims_probes",
@@ -109,6 +116,14 @@ class ClaimSession:
         self.weights = option.weights
         self.skip_missing = option.skip_missing_model
         self.report_path = Path(option.claims_report) if option.claims_report else None
+        self.previous = None  # a previous report's claims, for --claims-compare
+        if option.claims_compare:
+            from interp_claims.compare import ReportFileError, read_report
+
+            try:
+                self.previous = read_report(Path(option.claims_compare))["claims"]
+            except ReportFileError as error:
+                raise pytest.UsageError(f"--claims-compare: {error}") from None
         self.results: list[dict] = []
         self.worker_runs: list[dict] = []  # under pytest-xdist, the run information of each worker that measured claims
         self.source = None  # interp_claims.models.ModelSource, once located
@@ -376,6 +391,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.section("claims")
     for line in summary_lines(session.run_info(), session.results):
         terminalreporter.write_line(line)
+    if session.previous is not None:
+        from interp_claims.compare import compare, comparison_lines
+
+        for line in comparison_lines(compare(session.previous, session.results), config.option.claims_compare):
+            terminalreporter.write_line(line)
     if session.report_path:
         terminalreporter.write_line(f"claims report: {session.report_path} (+ .md, .html)")
 
@@ -397,9 +417,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if claims_session.report_path is None or exitstatus == pytest.ExitCode.USAGE_ERROR:
         return  # a session stopped by a usage error measured nothing: no report that looks like a run
+    from interp_claims.compare import compare
     from interp_claims.report import write_reports
 
-    write_reports(claims_session.report_path, claims_session.run_info(), claims_session.results)
+    comparison = None
+    if claims_session.previous is not None:
+        comparison = {"source": session.config.option.claims_compare,
+                      "rows": compare(claims_session.previous, claims_session.results)}
+    write_reports(claims_session.report_path, claims_session.run_info(), claims_session.results, comparison)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -145,12 +145,26 @@ dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</cod
     path.write_text(page)
 
 
-def write_reports(path: Path, run: dict, results: list[dict]) -> list[Path]:
-    """Write PATH (JSON) and, beside it, PATH.md and PATH.html; returns the three paths."""
+def write_reports(path: Path, run: dict, results: list[dict], comparison: dict | None = None) -> list[Path]:
+    """Write PATH (JSON) and, beside it, PATH.md and PATH.html; returns the three paths.
+
+    ``comparison`` ({"source": path, "rows": interp_claims.compare.compare(...)}) adds each claim's
+    change since a previous report to all three."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     markdown, page = path.with_suffix(".md"), path.with_suffix(".html")
     write_json(path, run, results)
     write_markdown(markdown, run, results)
     write_html(page, run, results)
+    if comparison is not None:
+        from interp_claims.compare import comparison_lines
+
+        data = json.loads(path.read_text())
+        data["compare"] = comparison
+        path.write_text(json.dumps(data, indent=2, default=str))
+        lines = comparison_lines(comparison["rows"], comparison["source"], most=50)
+        with markdown.open("a") as out:
+            out.write("\n## Since the previous report\n\n" + "\n".join(f"- {line.strip()}" for line in lines) + "\n")
+        items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines)
+        page.write_text(page.read_text().replace("</body>", f"<h2>Since the previous report</h2><ul>{items}</ul></body>"))
     return [path, markdown, page]
