@@ -80,8 +80,12 @@ def comparison_lines(rows: list[dict], source: str, most: int = 10) -> list[str]
 
 
 def combination(run: dict) -> str:
-    """How a report's run is labelled in a merge: model@revision/dtype/device."""
+    """How a report's run is labelled in a merge: its combination (model/dtype/device), with the
+    commit of a hub model, so that two CI runs of different revisions stay apart."""
     revision = f"@{run['commit'][:8]}" if run.get("commit") else ""
+    if run.get("combination"):
+        model, _, rest = run["combination"].partition("/")
+        return f"{model}{revision}/{rest}"
     return f"{run.get('model')}{revision}/{run.get('dtype')}/{run.get('device')}"
 
 

@@ -11,15 +11,14 @@ Nothing from ``probes`` is imported at module level: jaxtyping's import hook
 """
 
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 GROUP = "interp-claims"
-CLAIM_TESTS = {"test_claim": "claim", "test_snapshot_claim": "snapshot_claim"}
-MODEL_FIXTURES = {"claims_model", "claim", "snapshot_claim"}
-MODEL_GROUP = "interp-claims-model"  # under `pytest -n N --dist loadgroup`, the model's tests share one worker
+CLAIM_TESTS = {"test_claim": "case", "test_snapshot_claim": "snapshot_case"}
+MODEL_FIXTURES = {"claims_model", "case", "snapshot_case"}
 WORKER_OUTPUT = "interp_claims"
 
 
@@ -27,9 +26,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "interpretability claims about a language model")
     group.addoption(
         "--model",
-        default="embedded",
+        action="append",
+        default=None,
         help="model to check: 'embedded' (default, built offline), 'gpt2' (= openai-community/gpt2), "
-        "another Hugging Face id (the local cache first, then a download), or a model folder path",
+        "another Hugging Face id (the local cache first, then a download), or a model folder path; "
+        "repeat it for a matrix of models",
     )
     group.addoption(
         "--revision",
@@ -42,8 +43,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="which claims apply: 'embedded', 'gpt2' or 'other' (default: inferred from the model)",
     )
-    group.addoption("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
-    group.addoption("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    group.addoption(
+        "--device", default=None,
+        help="cpu, cuda or cuda:N, or several comma-separated (default: cuda if available, else cpu)",
+    )
+    group.addoption(
+        "--dtype", default="float32",
+        help="float32 (default), bfloat16 or float16, or several comma-separated (float32,bfloat16)",
+    )
     group.addoption(
         "--weights",
         default="raw",
@@ -84,22 +91,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ClaimCase:
+    """One claim on one combination of the matrix; ``family`` names a snapshot claim's snapshot."""
+
+    claim: object  # interp_claims.claims.Claim
+    combo: int  # index into ClaimSession.combos
+    family: str | None = None
+
+
 class ClaimSession:
-    """One session's model, claims, shared forward passes and results."""
+    """One session's matrix of models, its claims, shared forward passes and results.
+
+    The first combination is the *primary* one: the fixtures of the project's own tests
+    (``claims_model``, ``claims_session.measure``) use it."""
 
     def __init__(self, config: pytest.Config):
         from interp_claims.claims import ClaimFileError, load_claims
         from interp_claims.errors import ModelConfigError
-        from interp_claims.models import WEIGHT_CONVENTIONS, resolve_device, resolve_dtype, resolve_model
+        from interp_claims.matrix import build_matrix
+        from interp_claims.models import WEIGHT_CONVENTIONS
         from interp_claims.registry import ProbeModuleError, load_builtin_probes, load_entry_point_probes, load_probe_modules
 
         option = config.option
         try:
-            self.spec = resolve_model(option.model, option.model_family, option.revision)
-            self.device = resolve_device(option.device)
-            self.dtype = resolve_dtype(option.dtype)
             if option.weights not in WEIGHT_CONVENTIONS:
                 raise ModelConfigError(f"--weights {option.weights!r} is not known. Valid: {', '.join(WEIGHT_CONVENTIONS)}.")
+            self.combos = build_matrix(option.model or ["embedded"], option.model_family, option.revision,
+                                       option.dtype, option.device, option.weights)
             load_builtin_probes()
             load_entry_point_probes()
             user_probes = config.getini("claims_probes")
@@ -126,91 +145,110 @@ class ClaimSession:
                 raise pytest.UsageError(f"--claims-compare: {error}") from None
         self.results: list[dict] = []
         self.worker_runs: list[dict] = []  # under pytest-xdist, the run information of each worker that measured claims
-        self.source = None  # interp_claims.models.ModelSource, once located
-        self.models = None  # interp_claims.session.ModelSession, once located
-        self._unavailable: str | None = None
-        self._planned: list = []
-        self.locate_seconds = 0.0
 
-    # -- the model: located and checked once, loaded once per weight convention ----------------
+    # -- the primary combination, for the project's own tests ---------------------------------
 
-    def prepare(self) -> None:
-        """Find the model's files (build, cache or download) and settle its family.
+    @property
+    def primary(self):
+        return self.combos[0]
 
-        A model that cannot be had stops the session with one error; with --skip-missing-model,
-        a model whose weights are unavailable makes every test that needs it skip instead."""
-        from dataclasses import replace
+    @property
+    def matrix(self) -> bool:
+        return len(self.combos) > 1
 
-        from interp_claims.errors import ModelError, ModelUnavailable
-        from interp_claims.models import infer_family, locate
+    @property
+    def spec(self):
+        return self.primary.spec
 
-        from interp_claims.session import ModelSession
+    @property
+    def device(self):
+        return self.primary.device
 
-        if self.source is not None or self._unavailable is not None:
-            return
-        start = time.perf_counter()
-        capture = self.config.pluginmanager.getplugin("capturemanager")
-        try:
-            with capture.global_and_fixture_disabled():  # the download's own progress bar reaches the terminal
-                self.source = locate(self.spec)
-        except ModelUnavailable as missing:
-            if not self.skip_missing:
-                raise pytest.UsageError(f"{missing}\n(--skip-missing-model skips the tests that need it instead)") from None
-            self._unavailable = f"needs the model's weights: {missing}"
-            return
-        except ModelError as error:
-            raise pytest.UsageError(str(error)) from None
-        finally:
-            self.locate_seconds += time.perf_counter() - start
-        if self.spec.family is None:
-            self.spec = replace(self.spec, family=infer_family(self.source.folder))
-        self.models = ModelSession(self.spec, self.device, self.dtype, self.weights, self.source)
-        self.models.plan(self._planned)
+    @property
+    def dtype(self):
+        return self.primary.dtype
 
     @property
     def family(self) -> str | None:
-        return self.spec.family
+        return self.primary.family
 
-    def model(self, weights: str | None = None):
+    @property
+    def models(self):
+        """The primary combination's ModelSession (None until located)."""
+        return self.primary.models
+
+    # -- locating and loading: every failure is one error for the whole session -----------------
+
+    def prepare(self, combo=None) -> None:
+        """Find a combination's files (build, cache or download) and settle its family.
+
+        A model that cannot be had stops the session with one error naming the matrix entry;
+        with --skip-missing-model, unavailable weights make that combination's tests skip."""
+        from interp_claims.errors import ModelError, ModelUnavailable
+
+        combo = combo or self.primary
+        if combo.source is not None or combo.unavailable is not None:
+            return
+        entry = f" (matrix entry {combo.label})" if self.matrix else ""
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        try:
+            with capture.global_and_fixture_disabled():  # the download's own progress bar reaches the terminal
+                combo.locate()
+        except ModelUnavailable as missing:
+            if not self.skip_missing:
+                raise pytest.UsageError(f"{missing}{entry}\n(--skip-missing-model skips the tests that need it instead)") from None
+            combo.unavailable = f"needs the model's weights: {missing}"
+        except ModelError as error:
+            raise pytest.UsageError(f"{error}{entry}") from None
+
+    def activate(self, combo) -> None:
+        """Make ``combo`` the one in memory: free every other combination's model first."""
+        for other in self.combos:
+            if other is not combo:
+                other.free()
+
+    def model(self, weights: str | None = None, combo=None):
         """The loaded model (for tests): a load failure ends the session with one error."""
         from interp_claims.errors import ModelError
 
-        self.prepare()
-        if self._unavailable is not None:
-            pytest.skip(self._unavailable)  # the one reason every model-dependent test gives
+        combo = combo or self.primary
+        self.prepare(combo)
+        if combo.unavailable is not None:
+            pytest.skip(combo.unavailable)  # the one reason every model-dependent test gives
         try:
-            return self.load(weights or self.weights)
+            return self.load(weights or self.weights, combo)
         except ModelError as error:
-            pytest.exit(f"ERROR: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+            pytest.exit(f"ERROR: {error}" + (f" (matrix entry {combo.label})" if self.matrix else ""),
+                        returncode=pytest.ExitCode.USAGE_ERROR)
 
-    def load(self, weights: str):
+    def load(self, weights: str, combo=None):
         """The model in a weight convention, booted on first use. Raises ModelError."""
-        self.prepare()
-        return self.models.load(weights)
-
-    def plan(self, claims: list) -> None:
-        """Claims that will run: each input gets one forward pass keeping every hook they need."""
-        self._planned = claims
-        if self.models is not None:
-            self.models.plan(claims)
+        combo = combo or self.primary
+        self.prepare(combo)
+        if not combo.loaded:
+            self.activate(combo)
+        return combo.models.load(weights)
 
     # -- measuring and recording -----------------------------------------------------------
 
-    def measure(self, claim):
+    def measure(self, claim, combo=None):
         from interp_claims.errors import ModelError
         from interp_claims.measurement import ResourceUnavailable
 
-        self.model()  # skips, or ends the session, when the model cannot be had
+        combo = combo or self.primary
+        self.model(combo=combo)  # skips, or ends the session, when the model cannot be had
         try:
-            return self.models.measure(claim)
+            return combo.models.measure(claim)
         except ResourceUnavailable as missing:
             pytest.skip(str(missing))
         except ModelError as error:  # a weight convention loaded on first use failed
             pytest.exit(f"ERROR: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 
-    def record(self, claim, measurement, passed: bool, threshold: str, margin) -> dict:
+    def record(self, claim, measurement, passed: bool, threshold: str, margin, combo=None) -> dict:
+        combo = combo or self.primary
         result = {
             "id": claim.id,
+            "combination": combo.label,
             "behaviour": claim.behaviour,
             "kind": claim.kind,
             "probe": claim.probe,
@@ -222,34 +260,44 @@ class ClaimSession:
             "justification": claim.justification,
             "file": claim.file,
             "details": measurement.details,
-            "seconds": round(self.models.last_seconds, 4),
+            "seconds": round(combo.models.last_seconds, 4),
             "pictures": [vars(p) for p in measurement.pictures],
         }
         self.results.append(result)
         return result
 
-    def run_info(self) -> dict:
-        if self.models is None and self.worker_runs:  # the xdist controller loaded no model: its workers did
+    def results_by_combination(self) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {}
+        for result in self.results:
+            grouped.setdefault(result.get("combination", ""), []).append(result)
+        return grouped
+
+    def run_info(self, combo=None) -> dict:
+        if all(c.models is None for c in self.combos) and self.worker_runs:  # the xdist controller loaded no model
             return merge_worker_runs(self.worker_runs)
         from importlib.metadata import version
 
         import torch
 
-        passes, seconds = self.models.forward_stats if self.models else (0, 0.0)
-        model = self.models.models.get(self.weights) if self.models else None
+        combo = combo or self.primary
+        models = combo.models
+        passes, seconds = models.forward_stats if models else (0, 0.0)
+        model = models.models.get(self.weights) if models else None
+        spec, source = combo.spec, combo.source
         return {
-            "model": self.spec.name,
-            "family": self.spec.family,
-            "hub_id": self.spec.hub_id,
-            "revision": self.spec.revision or ("main" if self.spec.kind == "hub" else None),
-            "commit": self.source.commit if self.source else None,
-            "weights_folder": str(self.source.folder) if self.source else None,
-            "weights_origin": self.source.origin if self.source else None,
-            "embedded": model.info if model else {},
-            "device": str(self.device),
-            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "precision": self.models.precision if self.models else {},
+            "combination": combo.label,
+            "model": spec.name,
+            "family": spec.family,
+            "hub_id": spec.hub_id,
+            "revision": spec.revision or ("main" if spec.kind == "hub" else None),
+            "commit": source.commit if source else None,
+            "weights_folder": str(source.folder) if source else None,
+            "weights_origin": source.origin if source else None,
+            "embedded": model.info if model else (json_or_empty(source.folder / "planted.json") if source else {}),
+            "device": str(combo.device),
+            "device_name": torch.cuda.get_device_name(combo.device) if combo.device.type == "cuda" else "cpu",
+            "dtype": str(combo.dtype).removeprefix("torch."),
+            "precision": models.precision if models else {},
             "weights": self.weights,
             "versions": {
                 "torch": torch.__version__,
@@ -260,9 +308,15 @@ class ClaimSession:
             },
             "forward_passes": passes,
             "forward_seconds": round(seconds, 3),
-            "claim_seconds": round(self.models.claim_seconds if self.models else 0.0, 3),
-            "model_load_seconds": round(self.locate_seconds + (self.models.load_seconds if self.models else 0.0), 3),
+            "claim_seconds": round(models.claim_seconds if models else 0.0, 3),
+            "model_load_seconds": round(combo.locate_seconds + (models.load_seconds if models else 0.0), 3),
         }
+
+
+def json_or_empty(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def merge_worker_runs(runs: list[dict]) -> dict:
@@ -294,6 +348,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{behaviour}: claims of behaviour '{behaviour}'")
     for family in sorted({family for claim in session.claims for family in claim.models}):
         config.addinivalue_line("markers", f"{model_marker(family)}: claims written for model family '{family}'")
+    for combo in session.combos:
+        config.addinivalue_line("markers", f"{dtype_marker(combo.dtype)}: claims measured in {combo.dtype}")
+        config.addinivalue_line("markers", f"{device_marker(combo.device)}: claims measured on {combo.device}")
 
 
 def model_marker(family: str) -> str:
@@ -306,60 +363,87 @@ def _claims_session(config: pytest.Config) -> ClaimSession:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every claim on every combination of the matrix (ids ``claim@model/dtype/device`` when the
+    matrix has several; a single combination keeps the plain claim ids)."""
     name = CLAIM_TESTS.get(metafunc.definition.originalname)
     if name is None or name not in metafunc.fixturenames:
         return
     session = _claims_session(metafunc.config)
-    snapshot = name == "snapshot_claim"
+    snapshot = name == "snapshot_case"
     params = []
-    for claim in session.claims:
-        if (claim.expect["op"] == "snapshot") != snapshot:
-            continue
-        marks = [pytest.mark.claim(behaviour=claim.behaviour), getattr(pytest.mark, claim.behaviour), getattr(pytest.mark, claim.kind),
-                 pytest.mark.xdist_group(MODEL_GROUP)]
-        marks += [getattr(pytest.mark, model_marker(family)) for family in claim.models]
-        if snapshot:  # one case, and one snapshot, per model family the claim lists
-            params += [pytest.param((claim, family), id=f"{claim.id}@{family}", marks=marks) for family in claim.models]
-        else:
-            params.append(pytest.param(claim, id=claim.id, marks=marks))
+    for combo in session.combos:
+        suffix = f"@{combo.label}" if session.matrix else ""
+        combo_marks = [pytest.mark.xdist_group(combo.label), getattr(pytest.mark, dtype_marker(combo.dtype)),
+                       getattr(pytest.mark, device_marker(combo.device))]
+        for claim in session.claims:
+            if (claim.expect["op"] == "snapshot") != snapshot:
+                continue
+            marks = [pytest.mark.claim(behaviour=claim.behaviour), getattr(pytest.mark, claim.behaviour),
+                     getattr(pytest.mark, claim.kind), *combo_marks]
+            marks += [getattr(pytest.mark, model_marker(family)) for family in claim.models]
+            if snapshot:  # one case, and one snapshot, per model family the claim lists
+                params += [
+                    pytest.param(ClaimCase(claim, combo.index, family), id=f"{claim.id}@{family}" + (f"#{combo.label}" if session.matrix else ""), marks=marks)
+                    for family in claim.models
+                ]
+            else:
+                params.append(pytest.param(ClaimCase(claim, combo.index), id=claim.id + suffix, marks=marks))
     metafunc.parametrize(name, params)
 
 
-def _claim_of(item: pytest.Item):
+def dtype_marker(dtype) -> str:
+    return f"dtype_{str(dtype).removeprefix('torch.')}"
+
+
+def device_marker(device) -> str:
+    return f"device_{str(device).replace(':', '_')}"
+
+
+def _case_of(item: pytest.Item) -> ClaimCase | None:
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if "claim" in params:
-        return params["claim"], None
-    if "snapshot_claim" in params:
-        return params["snapshot_claim"]
-    return None, None
+    return params.get("case") or params.get("snapshot_case")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Find the model if a selected test needs it, deselect claims written for other model
-    families, plan the shared forward passes, and load the model: every way the model can
-    fail ends the session here, with one error, before any test runs."""
+    """Find every model of the matrix that a selected test needs, deselect claims written for
+    other model families, order the claim tests by combination (one model in memory at a time),
+    plan the shared forward passes, and load the first model: every way a model can fail to be
+    had ends the session here, with one error naming it, before any test runs."""
     claims_session = _claims_session(config)
     if not any(MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) for item in items):
         return
-    claims_session.prepare()
-    family = claims_session.family
+    needed = {case.combo for case in map(_case_of, items) if case is not None} | {0}
+    for index in sorted(needed):
+        claims_session.prepare(claims_session.combos[index])
     keep, deselected = [], []
     for item in items:
-        claim, snapshot_family = _claim_of(item)
-        applies = claim is None or (claim.applies_to(family) if snapshot_family is None else snapshot_family == family)
+        case = _case_of(item)
+        if case is None:
+            applies = True
+        else:
+            family = claims_session.combos[case.combo].family
+            applies = case.claim.applies_to(family) if case.family is None else case.family == family
         (keep if applies else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = keep
-    claims_session.plan([claim for claim, _ in map(_claim_of, items) if claim is not None])
-    if items and not config.option.collectonly and claims_session._unavailable is None:
+    # claim tests grouped by combination, in their slots: the other tests keep their places
+    slots = [i for i, item in enumerate(keep) if _case_of(item) is not None]
+    ordered = sorted((keep[i] for i in slots), key=lambda item: _case_of(item).combo)
+    for slot, item in zip(slots, ordered, strict=True):
+        keep[slot] = item
+    items[:] = keep
+    for combo in claims_session.combos:
+        combo.plan([case.claim for case in map(_case_of, items) if case is not None and case.combo == combo.index])
+    target = claims_session.combos[_case_of(keep[slots[0]]).combo] if slots else claims_session.primary
+    if items and not config.option.collectonly and target.unavailable is None:
         from interp_claims.errors import ModelError
 
         try:
-            claims_session.load(claims_session.weights)
+            claims_session.load(claims_session.weights, target)
         except ModelError as error:  # one error line, no test run
-            raise pytest.UsageError(str(error)) from None
+            entry = f" (matrix entry {target.label})" if claims_session.matrix else ""
+            raise pytest.UsageError(f"{error}{entry}") from None
 
 
 @pytest.fixture(scope="session")
@@ -367,9 +451,10 @@ def claims_session(request: pytest.FixtureRequest) -> ClaimSession:
     return _claims_session(request.config)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def claims_model(claims_session: ClaimSession):
-    """The session's model (read-only: mutating it leaks into every later test)."""
+    """The primary combination's model (read-only: mutating it leaks into every later test).
+    Function-scoped, so that no fixture keeps a model alive while another combination runs."""
     return claims_session.model()
 
 
@@ -377,9 +462,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return None
-    spec = session.spec
-    where = f" at revision {spec.revision}" if spec.revision else ""
-    return f"interp-claims: model {spec.name}{where}, {session.device}, {str(session.dtype).removeprefix('torch.')}, {session.weights} weights"
+    lines = []
+    for combo in session.combos:
+        where = f" at revision {combo.spec.revision}" if combo.spec.revision else ""
+        lines.append(f"interp-claims: model {combo.spec.name}{where}, {combo.device}, "
+                     f"{str(combo.dtype).removeprefix('torch.')}, {session.weights} weights")
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -389,15 +477,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     from interp_claims.report import summary_lines
 
     terminalreporter.section("claims")
-    for line in summary_lines(session.run_info(), session.results):
-        terminalreporter.write_line(line)
+    by_combination = session.results_by_combination()
+    for combo in session.combos:
+        results = by_combination.get(combo.label) or (session.results if not session.matrix else [])
+        if results:
+            run = session.run_info(combo) if not session.worker_runs else session.run_info()
+            for line in summary_lines(run, results):
+                terminalreporter.write_line(line)
     if session.previous is not None:
         from interp_claims.compare import compare, comparison_lines
 
         for line in comparison_lines(compare(session.previous, session.results), config.option.claims_compare):
             terminalreporter.write_line(line)
     if session.report_path:
-        terminalreporter.write_line(f"claims report: {session.report_path} (+ .md, .html)")
+        extra = " and one report per combination" if session.matrix else ""
+        terminalreporter.write_line(f"claims report: {session.report_path} (+ .md, .html){extra}")
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
@@ -424,7 +518,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if claims_session.previous is not None:
         comparison = {"source": session.config.option.claims_compare,
                       "rows": compare(claims_session.previous, claims_session.results)}
-    write_reports(claims_session.report_path, claims_session.run_info(), claims_session.results, comparison)
+    path = claims_session.report_path
+    if not claims_session.matrix:
+        write_reports(path, claims_session.run_info(), claims_session.results, comparison)
+        return
+    from interp_claims.compare import write_merged
+
+    reports = []
+    by_combination = claims_session.results_by_combination()
+    for combo in claims_session.combos:  # one report per combination, then the view across them
+        slug = combo.label.replace("/", "-").replace(":", "_")
+        run, results = claims_session.run_info(combo), by_combination.get(combo.label, [])
+        write_reports(path.with_name(f"{path.stem}-{slug}{path.suffix}"), run, results)
+        reports.append({"run": run, "claims": results})
+    write_merged(path, reports)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -26,6 +26,7 @@ class ModelSession:
         self.models: dict[str, LoadedModel] = {}
         self.runners: dict[str, ForwardRunner] = {}
         self.planned: list[Claim] = []
+        self.freed_passes, self.freed_seconds = 0, 0.0  # passes of runners dropped by close()
         self.load_seconds = 0.0
         self.claim_seconds = 0.0
         self.last_seconds = 0.0
@@ -77,8 +78,8 @@ class ModelSession:
     @property
     def forward_stats(self) -> tuple[int, float]:
         return (
-            sum(r.stats.passes for r in self.runners.values()),
-            sum(r.stats.seconds for r in self.runners.values()),
+            self.freed_passes + sum(r.stats.passes for r in self.runners.values()),
+            self.freed_seconds + sum(r.stats.seconds for r in self.runners.values()),
         )
 
     @contextmanager
@@ -94,6 +95,7 @@ class ModelSession:
             self.runners.update(kept)
 
     def close(self) -> None:
-        """Free the models and their cached passes (the zoo loads one model after another)."""
+        """Free the models and their cached passes (the zoo and the matrix load one model after another)."""
+        self.freed_passes, self.freed_seconds = self.forward_stats
         self.models.clear()
         self.runners.clear()

@@ -1,0 +1,63 @@
+"""A matrix in one session: several models, dtypes and devices, every claim on every combination
+its families allow, one model in memory at a time, a report per combination and one across."""
+
+import json
+import resource
+import sys
+
+import pytest
+
+from tests.helpers import CLAIM_TESTS, ROOT, run, run_claim_tests
+
+pytestmark = pytest.mark.slow
+SUBSET = "normalisation or vocabulary or snapshot"
+
+
+def test_two_models_one_session_each_claim_per_combination(pytester, random_gpt2_folder, tmp_path):
+    report = tmp_path / "matrix.json"
+    result = run_claim_tests(
+        pytester, "--model", str(random_gpt2_folder), "--model", "embedded", "--model-family", "embedded",
+        "-k", SUBSET, "--claims-report", str(report), "-vv",  # -vv: the helper passes -q
+    )
+    assert result.ret == 1  # the random model fails the behaviour snapshots, as it should
+    result.stdout.fnmatch_lines([
+        "*test_claim?normalisation.notebook-prompt@random-gpt2/float32/cpu? PASSED*",
+        "*test_snapshot_claim?topk.notebook-prompt@embedded#random-gpt2/float32/cpu? FAILED*",
+        "*test_claim?normalisation.notebook-prompt@embedded/float32/cpu? PASSED*",
+        "*test_snapshot_claim?topk.notebook-prompt@embedded#embedded/float32/cpu? PASSED*",  # the same snapshot
+    ])
+    merged = json.loads(report.read_text())
+    assert list(merged["runs"]) == ["random-gpt2/float32/cpu", "embedded/float32/cpu"]
+    assert merged["claims"]["topk.notebook-prompt"]["embedded/float32/cpu"]["passed"] is True
+    assert merged["claims"]["topk.notebook-prompt"]["random-gpt2/float32/cpu"]["passed"] is False
+    assert "topk.notebook-prompt" in merged["differs"]
+    for slug in ("random-gpt2-float32-cpu", "embedded-float32-cpu"):
+        per_combination = json.loads((tmp_path / f"matrix-{slug}.json").read_text())
+        assert per_combination["run"]["forward_passes"] > 0 and per_combination["claims"]
+
+
+def peak_rss_mib(*args: str) -> float:
+    """Peak resident memory of one pytest run of the claim tests, in MiB (Linux reports KiB)."""
+    code = (
+        "import resource, subprocess, sys; "
+        f"subprocess.run([sys.executable, '-m', 'pytest', {str(CLAIM_TESTS)!r}, '-p', 'no:cacheprovider', '-q', *sys.argv[1:]]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+    )
+    result = run(sys.executable, "-c", code, *args)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_model_does_not_double_the_memory():
+    one = peak_rss_mib("-k", "normalisation.notebook-prompt")
+    two = peak_rss_mib("-k", "normalisation.notebook-prompt", "--dtype", "float32,bfloat16")
+    print(f"peak RSS: one model {one:.0f} MiB, two models in one session {two:.0f} MiB ({two / one:.2f}x)")
+    assert two <= 1.3 * one
+
+
+def test_a_matrix_entry_that_cannot_load_stops_the_session(pytester, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{")
+    result = run_claim_tests(pytester, "--model", "embedded", "--model", str(broken), "-k", "normalisation")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"ERROR: model '{broken}': the folder {broken} lacks * (matrix entry broken/float32/cpu)"])
