@@ -92,7 +92,7 @@ def png_heatmap(matrix: list[list[float]], cell: int = 6) -> bytes:
     """A grayscale PNG of ``matrix`` (values in [0, 1], 1 = black), each entry a cell x cell square."""
     rows = []
     for values in matrix:
-        line = bytes(255 - int(max(0.0, min(1.0, v)) * 255) for v in values for _ in range(cell))
+        line = bytes(shade(v) for v in values for _ in range(cell))
         rows += [b"\x00" + line] * cell
     height, width = len(matrix) * cell, (len(matrix[0]) if matrix else 0) * cell
 
@@ -101,6 +101,56 @@ def png_heatmap(matrix: list[list[float]], cell: int = 6) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + chunk(b"IEND", b"")
+
+
+def shade(value: float) -> int:
+    """Gray level of a value in [0, 1]: 255 (white) at 0, 0 (black) at 1."""
+    return 255 - int(max(0.0, min(1.0, value)) * 255)
+
+
+COLOUR_SCALE = base64.b64encode(png_heatmap([[i / 99 for i in range(100)]], cell=2)).decode()
+
+
+def behaviour_summary(results: list[dict]) -> list[tuple[str, str, int, int]]:
+    """(behaviour, kinds, passed, total) per behaviour, in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(r["behaviour"], []).append(r)
+    return [(b, "/".join(sorted({r.get("kind", "") for r in rows})), sum(r["passed"] for r in rows), len(rows))
+            for b, rows in groups.items()]
+
+
+def head_heatmaps(results: list[dict]) -> str:
+    """Per score kind, every head's score as a layer x head table (the standard induction-score
+    picture), the claimed heads outlined, from the head claims' details."""
+    esc = html.escape
+    tables = []
+    by_kind: dict[str, dict] = {}
+    for r in results:
+        details = r.get("details") or {}
+        if r.get("probe") == "head_score" and "all_heads" in details:
+            entry = by_kind.setdefault(details["kind"], {"scores": details["all_heads"], "claimed": set()})
+            head = r["id"].rsplit("[", 1)[-1].split("]")[0].split("@")[0]
+            entry["claimed"].add(head)
+    for kind, entry in by_kind.items():
+        scores = entry["scores"]
+        header = "".join(f"<th>{h}</th>" for h in range(len(scores[0])))
+        body = []
+        for layer, row in enumerate(scores):
+            cells = []
+            for head, value in enumerate(row):
+                gray = shade(value)
+                text = "#fff" if gray < 128 else "#000"
+                claimed = f"{layer}.{head}" in entry["claimed"]
+                style = f"background:rgb({gray},{gray},255);color:{text}" + (";outline:3px solid #d00" if claimed else "")
+                cells.append(f"<td style='{style}' title='{layer}.{head}'>{value:.2f}</td>")
+            body.append(f"<tr><th>{layer}</th>{''.join(cells)}</tr>")
+        tables.append(
+            f"<figure><figcaption><b>{esc(kind)}</b> score of every head (rows = layers, columns = heads; "
+            f"lowest over the claim's lags); claimed heads outlined</figcaption>"
+            f"<table class='heads'><tr><th></th>{header}</tr>{''.join(body)}</table></figure>"
+        )
+    return "".join(tables)
 
 
 def write_html(path: Path, run: dict, results: list[dict]) -> None:
@@ -121,23 +171,35 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
             labels = " ".join(f"{i}:{esc(repr(t))}" for i, t in enumerate(picture["labels"][:64]))
             figures.append(
                 f"<figure id='{esc(r['id'])}'><figcaption><b>{esc(r['id'])}</b>: {esc(picture['title'])} "
-                f"(value {esc(_short(r['value']))}; rows = query positions, columns = key positions, black = 1)"
+                f"(value {esc(_short(r['value']))}; rows = query positions, columns = key positions)"
                 f"</figcaption><img alt='attention pattern' src='data:image/png;base64,{image}'>"
+                f"<div class='scale'>0 <img alt='colour scale' src='data:image/png;base64,{COLOUR_SCALE}'> 1</div>"
                 f"<details><summary>tokens</summary><code>{labels}</code></details></figure>"
             )
     versions = ", ".join(f"{esc(k)} {esc(str(v))}" for k, v in run["versions"].items())
+    summary = "".join(
+        f"<tr><td>{esc(b)}</td><td>{esc(k)}</td><td class='{'pass' if p == n else 'fail'}'>{p}/{n}</td></tr>"
+        for b, k, p, n in behaviour_summary(results)
+    )
+    heatmaps = head_heatmaps(results)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Claims report: {esc(run['model'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}}
 .pass{{color:#060}} .fail{{color:#b00;font-weight:bold}} img{{image-rendering:pixelated;border:1px solid #999}}
-figure{{display:inline-block;margin:1em;max-width:420px}} code{{font-size:11px}}</style></head>
+figure{{display:inline-block;margin:1em;max-width:420px}} code{{font-size:11px}}
+table.heads td{{font-size:10px;padding:2px 3px;text-align:center}} .scale img{{height:10px;vertical-align:middle}}</style></head>
 <body><h1>Claims report: {esc(run['model'])}</h1>
 <p>Family <code>{esc(run['family'])}</code>, device <code>{esc(run['device'])}</code> ({esc(run['device_name'])}),
 dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</code>; {versions}.</p>
 <p>{sum(r['passed'] for r in results)} of {len(results)} claims passed ({esc(counts_by_kind(results))}); {run['forward_passes']} forward passes.</p>
+<h2>By behaviour</h2>
+<table><tr><th>behaviour</th><th>kind</th><th>passed</th></tr>{summary}</table>
+<h2>Claims</h2>
 <table><tr><th>claim</th><th>result</th><th>value</th><th>threshold</th><th>margin</th><th>source</th></tr>
 {''.join(rows)}</table>
+<h2>Head scores</h2>
+{heatmaps or '<p>No head claims ran.</p>'}
 <h2>Attention patterns of head claims</h2>
 {''.join(figures) or '<p>No head claims ran.</p>'}
 </body></html>

@@ -149,6 +149,8 @@ def head_score(ctx: ProbeContext, *, head: str, kind: str) -> Measurement:
             + ", ".join(str(v.input.repeated_random[0]) for v, _ in per_input),
             "per_lag": per_lag_details(per_input, kind, layer, index),
             "rank_among_heads": rank,
+            "kind": kind,
+            "all_heads": [[round(float(v), 3) for v in row] for row in worst],  # layer x head, for the report's heatmap
         },
         pictures=[pattern_picture(ctx, layer, index)],
     )

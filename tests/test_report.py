@@ -45,7 +45,8 @@ def test_reports_hold_every_claim_and_embed_pictures(tmp_path):
     assert "1 of 2 claims passed: behaviour 1/2 passed." in markdown.read_text()
     html = page.read_text()
     images = re.findall(r"base64,([A-Za-z0-9+/=]+)", html)
-    assert len(images) == 1 and decode_png(base64.b64decode(images[0]))[:2] == (12, 12)
+    assert len(images) == 2 and decode_png(base64.b64decode(images[0]))[:2] == (12, 12)  # the pattern
+    assert decode_png(base64.b64decode(images[1]))[:2] == (200, 2)  # its colour scale
     assert "http" not in html  # opens offline: nothing to fetch
 
 
@@ -54,6 +55,18 @@ def test_summary_folds_cases_and_flags_failures():
     row = next(line for line in lines if line.startswith("heads.induction"))
     assert "1/2" in row and "FAIL" in row and "0.01" in row
     assert "ratio 1.20" in lines[-1]
+
+
+def test_html_summarises_by_behaviour_and_draws_the_layer_by_head_scores(tmp_path):
+    scores = [[0.0] * 12 for _ in range(12)]
+    scores[5][1] = 0.98
+    result = {**RESULTS[0], "details": {"kind": "induction", "all_heads": scores}}
+    _, _, page = write_reports(tmp_path / "claims.json", RUN, [result, RESULTS[1]])
+    text = page.read_text()
+    assert "<td>induction</td><td>behaviour</td><td class='fail'>1/2</td>" in text
+    assert "<b>induction</b> score of every head" in text
+    assert "title='5.1'>0.98</td>" in text and "outline:3px solid #d00" in text  # the claimed head, outlined
+    assert text.count("outline:3px") == 1
 
 
 def test_sanity_and_behaviour_are_counted_apart():
