@@ -4,6 +4,16 @@
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs that tests start in subprocesses use this session's --device and --dtype."""
+    from tests import helpers
+
+    helpers.SESSION_ARGS[:] = [
+        *(["--device", config.option.device] if getattr(config.option, "device", None) else []),
+        *(["--dtype", config.option.dtype] if getattr(config.option, "dtype", "float32") != "float32" else []),
+    ]
+
+
 @pytest.fixture(scope="session")
 def random_gpt2_folder(tmp_path_factory: pytest.TempPathFactory):
     """A randomly initialised GPT-2-architecture model folder, built once per session."""

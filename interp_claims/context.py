@@ -93,6 +93,7 @@ class ForwardRunner:
         self._planned: dict[str, set[str]] = {}
         self._results: dict[str, ForwardResult] = {}
         self._tokens: dict[str, Tensor] = {}
+        self._derived: dict[tuple, Any] = {}
 
     def plan(self, spec: InputSpec, hooks: tuple[str, ...]) -> None:
         """Announce that a claim will read ``hooks`` on ``spec`` (called at collection time)."""
@@ -142,6 +143,14 @@ class ForwardRunner:
         if check_finite and not cached.finite:
             check_finite_logits(cached.logits, spec)
         return cached.logits, cached.cache
+
+    def derived(self, spec: InputSpec, name: str, compute: Callable[[], Any]) -> Any:
+        """A quantity computed from ``spec``'s pass (every head's score, say), computed once and
+        shared by every claim that reads it; dropped with the pass."""
+        key = (spec.key, name)
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def timed(self, forward: Callable[[], Any]) -> Any:
         """Run one forward pass under ``torch.no_grad``, timing it (CUDA synchronised)."""

@@ -43,6 +43,11 @@ class Combination:
     unavailable: str | None = None  # why its weights cannot be had (with --skip-missing-model)
     locate_seconds: float = 0.0
     planned: list = field(default_factory=list)
+    placed_on: torch.device | None = None  # where it actually runs, when not `device` (an xdist worker's own GPU)
+
+    @property
+    def run_device(self) -> torch.device:
+        return self.placed_on or self.device
 
     @property
     def label(self) -> str:
@@ -65,7 +70,7 @@ class Combination:
             self.locate_seconds += time.perf_counter() - start
         if self.spec.family is None:
             self.spec = replace(self.spec, family=infer_family(self.source.folder))
-        self.models = ModelSession(self.spec, self.device, self.dtype, self.weights, self.source)
+        self.models = ModelSession(self.spec, self.run_device, self.dtype, self.weights, self.source)
         self.models.plan(self.planned)
 
     def plan(self, claims: list) -> None:
@@ -83,8 +88,20 @@ class Combination:
             return
         self.models.close()
         gc.collect()
-        if self.device.type == "cuda":
+        if self.run_device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def place_on_worker_gpu(combos: list[Combination], worker_id: str) -> None:
+    """Under pytest-xdist on a machine with several GPUs, worker gwN runs its ``cuda`` combinations
+    on ``cuda:{N mod device count}`` (test ids keep the device as asked, so every worker collects
+    the same tests)."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count < 2 or not worker_id.startswith("gw"):
+        return
+    for combo in combos:
+        if combo.device.type == "cuda" and combo.device.index is None:
+            combo.placed_on = torch.device("cuda", int(worker_id[2:]) % count)
 
 
 def hub_like(name: str) -> bool:

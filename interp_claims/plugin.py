@@ -119,6 +119,10 @@ class ClaimSession:
                 raise ModelConfigError(f"--weights {option.weights!r} is not known. Valid: {', '.join(WEIGHT_CONVENTIONS)}.")
             self.combos = build_matrix(option.model or ["embedded"], option.model_family, option.revision,
                                        option.dtype, option.device, option.weights)
+            if hasattr(config, "workerinput"):
+                from interp_claims.matrix import place_on_worker_gpu
+
+                place_on_worker_gpu(self.combos, config.workerinput.get("workerid", ""))
             load_builtin_probes()
             load_entry_point_probes()
             user_probes = config.getini("claims_probes")
@@ -162,7 +166,7 @@ class ClaimSession:
 
     @property
     def device(self):
-        return self.primary.device
+        return self.primary.run_device
 
     @property
     def dtype(self):
@@ -294,8 +298,8 @@ class ClaimSession:
             "weights_folder": str(source.folder) if source else None,
             "weights_origin": source.origin if source else None,
             "embedded": model.info if model else (json_or_empty(source.folder / "planted.json") if source else {}),
-            "device": str(combo.device),
-            "device_name": torch.cuda.get_device_name(combo.device) if combo.device.type == "cuda" else "cpu",
+            "device": str(combo.run_device),
+            "device_name": torch.cuda.get_device_name(combo.run_device) if combo.run_device.type == "cuda" else "cpu",
             "dtype": str(combo.dtype).removeprefix("torch."),
             "precision": models.precision if models else {},
             "weights": self.weights,

@@ -51,10 +51,10 @@ def ov_copying_score(ctx: ProbeContext, *, head: str) -> Measurement:
     processed = ctx.with_weights("processed")
     bridge = processed.bridge
     layer, index = parse_head(head, bridge.cfg.n_layers, bridge.cfg.n_heads)
-    with torch.no_grad():
-        w_e, w_u = bridge.W_E.double(), bridge.W_U.double()
-        w_v, w_o = bridge.W_V[layer, index].double(), bridge.W_O[layer, index].double()
-        reduced = (w_o @ w_u) @ (w_e @ w_v)  # [d_head, d_head]: the non-zero spectrum of W_E W_V W_O W_U
+    with torch.no_grad():  # float32 products over the vocabulary, float64 for the small eigenproblem
+        w_e, w_u = bridge.W_E.float(), bridge.W_U.float()
+        w_v, w_o = bridge.W_V[layer, index].float(), bridge.W_O[layer, index].float()
+        reduced = ((w_o @ w_u) @ (w_e @ w_v)).double()  # [d_head, d_head]: the non-zero spectrum of W_E W_V W_O W_U
         eigenvalues = torch.linalg.eigvals(reduced)
     magnitude = float(eigenvalues.abs().sum())
     score = float(eigenvalues.real.sum()) / magnitude if magnitude > 0 else 0.0

@@ -73,7 +73,12 @@ def target_mask(tokens: Int[Tensor, "batch pos"], kind: str, bos_id: int) -> Boo
 
 
 def head_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
-    """Every head's content-based ``kind`` score on the context's input, from one forward pass."""
+    """Every head's content-based ``kind`` score on the context's input, from one forward pass
+    (computed once per input and kind, shared by every head claim)."""
+    return ctx.runner.derived(ctx.input, f"head_scores:{kind}", lambda: _head_scores_on(ctx, kind)).clone()
+
+
+def _head_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
     _, cache = ctx.forward()
     tokens = ctx.tokens()
     mask = target_mask(tokens, kind, ctx.bridge.tokenizer.bos_token_id)
@@ -90,6 +95,10 @@ def head_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
 
 def arena_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
     """ARENA 1.2's stripe score of every head (``[BOS, R, R]`` inputs only), for comparison."""
+    return ctx.runner.derived(ctx.input, f"arena_scores:{kind}", lambda: _arena_scores_on(ctx, kind)).clone()
+
+
+def _arena_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
     seq_len = ctx.input.repeated_random[0]
     _, cache = ctx.forward()
     rows = []

@@ -25,13 +25,15 @@ def write_random_gpt2(folder: Path, seed: int = 0) -> Path:
 
 
 CLAIM_TESTS = ROOT / "interp_claims" / "suite" / "test_claims.py"
+SESSION_ARGS: list[str] = []  # this session's --device/--dtype (set by conftest.py), passed on
 
 
 def run_claim_tests(pytester, *args: str, root: Path = ROOT):
-    """Run the claim tests in a fresh interpreter (jaxtyping's import hook needs one)."""
+    """Run the claim tests in a fresh interpreter (jaxtyping's import hook needs one), on this
+    session's device and dtype unless ``args`` say otherwise."""
     return pytester.run(
         sys.executable, "-m", "pytest", str(CLAIM_TESTS), "--rootdir", str(root),
-        "-p", "no:cacheprovider", "-q", *args, timeout=900,
+        "-p", "no:cacheprovider", "-q", *SESSION_ARGS, *args, timeout=900,
     )
 
 

@@ -58,3 +58,35 @@ def test_induction_sweep(benchmark, claims_model):
     assert scores.shape == (claims_model.cfg.n_layers, claims_model.cfg.n_heads)
 
 
+
+
+@pytest.mark.slow
+def test_claims_phase(benchmark, claims_session, claims_model):
+    """Every claim that applies to the session's model, measured from a fresh session (every
+    pass run again, the loaded models reused): the whole claims phase, with its forward-pass
+    share in extra_info (the suite's own overhead is the rest)."""
+    from interp_claims.context import ForwardRunner
+    from interp_claims.measurement import ResourceUnavailable
+    from interp_claims.session import ModelSession
+
+    primary = claims_session.primary
+    claims = [c for c in claims_session.claims if c.applies_to(primary.family) and c.expect["op"] != "snapshot"]
+
+    def phase():
+        session = ModelSession(primary.spec, primary.run_device, primary.dtype, claims_session.weights, primary.source)
+        session.models = dict(primary.models.models)  # reuse the booted models, not their passes
+        session.runners = {weights: ForwardRunner(model) for weights, model in session.models.items()}
+        session.plan(claims)
+        for claim in claims:
+            try:
+                session.measure(claim)
+            except ResourceUnavailable:
+                pass
+        synchronize(primary.run_device)
+        return session
+
+    session = benchmark.pedantic(phase, rounds=1, warmup_rounds=0)
+    passes, seconds = session.forward_stats
+    benchmark.extra_info.update(claims=len(claims), forward_passes=passes, forward_seconds=round(seconds, 3),
+                                overhead_ratio=round(session.claim_seconds / seconds, 3))
+    assert passes > 0
