@@ -144,6 +144,17 @@ class ForwardRunner:
             check_finite_logits(cached.logits, spec)
         return cached.logits, cached.cache
 
+    def drop(self, key: str) -> None:
+        """Forget the pass of the input with ``key`` (its logits, activations and derived values)."""
+        self._results.pop(key, None)
+        for derived_key in [k for k in self._derived if k[0] == key]:
+            del self._derived[derived_key]
+
+    @property
+    def held(self) -> list[str]:
+        """The keys of the inputs whose passes are cached."""
+        return list(self._results)
+
     def derived(self, spec: InputSpec, name: str, compute: Callable[[], Any]) -> Any:
         """A quantity computed from ``spec``'s pass (every head's score, say), computed once and
         shared by every claim that reads it; dropped with the pass."""

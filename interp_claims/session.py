@@ -26,6 +26,7 @@ class ModelSession:
         self.models: dict[str, LoadedModel] = {}
         self.runners: dict[str, ForwardRunner] = {}
         self.planned: list[Claim] = []
+        self.remaining: dict[tuple[str, str], int] = {}  # (weights, input key) -> planned claims not yet measured
         self.freed_passes, self.freed_seconds = 0, 0.0  # passes of runners dropped by close()
         self.load_seconds = 0.0
         self.claim_seconds = 0.0
@@ -45,11 +46,34 @@ class ModelSession:
         return self.models[weights]
 
     def plan(self, claims: list[Claim]) -> None:
-        """Claims that will run: each input gets one forward pass keeping every hook they need."""
+        """Claims that will run: each input gets one forward pass keeping every hook they need,
+        kept until the last of them has been measured."""
         self.planned = list(claims)
+        self.remaining: dict[tuple[str, str], int] = {}
+        for claim in self.planned:
+            for key in self._pass_keys(claim):
+                self.remaining[key] = self.remaining.get(key, 0) + 1
         for weights in self.runners:
             for claim in self.planned:
                 self._plan(claim, weights)
+
+    def _pass_keys(self, claim: Claim) -> list[tuple[str, str]]:
+        """(weights, input key) of each planned pass the claim reads."""
+        if claim.input is None or not get_probe(claim.probe).needs_forward:
+            return []
+        weights = claim.params.get("weights", self.weights)
+        return [(weights, variant.key) for variant in claim.input.variants]
+
+    def _release(self, claim: Claim) -> None:
+        """Drop the passes that no claim still to be measured reads (their logits and activations)."""
+        for key in self._pass_keys(claim):
+            if key in self.remaining:
+                self.remaining[key] -= 1
+                if self.remaining[key] <= 0:
+                    del self.remaining[key]
+                    weights, input_key = key
+                    if weights in self.runners:
+                        self.runners[weights].drop(input_key)
 
     def _plan(self, claim: Claim, weights: str) -> None:
         probe = get_probe(claim.probe)
@@ -74,6 +98,7 @@ class ModelSession:
         finally:
             self.last_seconds = time.perf_counter() - start - (self.load_seconds - loading)
             self.claim_seconds += self.last_seconds
+            self._release(claim)
 
     @property
     def forward_stats(self) -> tuple[int, float]:
