@@ -66,7 +66,8 @@ def ioi_prompts(ctx: ProbeContext, count: int, seed: int, which: str = "both") -
     return prompts
 
 
-def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int, which: str) -> torch.Tensor:
+def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int, which: str) -> tuple[list[tuple[str, int, int]], torch.Tensor]:
+    """(prompts, logit(IO) - logit(S) at each prompt's last position)."""
     prompts = ioi_prompts(ctx, count, seed, which)
     spec = InputSpec(texts=tuple(text for text, _, _ in prompts))
     logits, _ = ctx.runner.run(spec)
@@ -75,19 +76,18 @@ def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int, which: str) 
     final = logits[torch.arange(len(prompts), device=logits.device), last].float()
     io = torch.tensor([i for _, i, _ in prompts], device=final.device)
     s = torch.tensor([j for _, _, j in prompts], device=final.device)
-    return (final.gather(-1, io[:, None]) - final.gather(-1, s[:, None]))[:, 0].cpu()
+    return prompts, (final.gather(-1, io[:, None]) - final.gather(-1, s[:, None]))[:, 0].cpu()
 
 
 @probe("ioi_logit_difference", hooks=None)
 def ioi_logit_difference(ctx: ProbeContext, *, count: int = 100, seed: int = 0, templates: str = "both") -> Measurement:
-    diffs = ioi_logit_differences(ctx, count, seed, templates)
+    _, diffs = ioi_logit_differences(ctx, count, seed, templates)
     return Measurement(value=float(diffs.mean()), details={"prompts": count, "templates": templates, "min": float(diffs.min())})
 
 
 @probe("ioi_accuracy", hooks=None)
 def ioi_accuracy(ctx: ProbeContext, *, count: int = 100, seed: int = 0, templates: str = "both") -> Measurement:
-    diffs = ioi_logit_differences(ctx, count, seed, templates)
-    prompts = ioi_prompts(ctx, count, seed, templates)
+    prompts, diffs = ioi_logit_differences(ctx, count, seed, templates)
     misses = [text for (text, _, _), diff in zip(prompts, diffs.tolist(), strict=True) if diff <= 0]
     return Measurement(value=float((diffs > 0).float().mean()),
                        details={"prompts": count, "templates": templates, "misses": misses[:10]})

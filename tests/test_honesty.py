@@ -51,3 +51,17 @@ def test_heads_planted_elsewhere_fail_the_catalogue(pytester, tmp_path):
         assert failed(outcomes, prefix) and all(failed(outcomes, prefix)), (prefix, outcomes)
     # the control ablates five random heads, which write only noise: it still passes
     assert outcomes["ablation.unclaimed-heads-do-not"] is True
+
+
+def test_gpt2_only_behaviour_claims_fail_on_a_model_without_them(claims_session, claims_model):
+    """IOI and factual recall, as restated in issue 7, fail on the embedded model: it copies
+    repeated tokens but has no name movers and no facts (measured in-process, the claims as written)."""
+    from interp_claims.claims import check
+
+    if claims_session.family != "embedded":  # pragma: no cover - the project's default session
+        pytest.fail("run the project's tests on the embedded model (the default)")
+    claims = {c.id: c for c in claims_session.claims}
+    for claim_id in ("gpt2.factual-recall", "gpt2.ioi-logit-difference", "gpt2.ioi-accuracy"):
+        claim = claims[claim_id]
+        value = claims_session.measure(claim).value
+        assert not check(claim, value, claims_session.dtype).passed, (claim_id, value)
