@@ -22,6 +22,28 @@ a kind of ``interp_claims.tolerances`` resolved for the loaded dtype), ``between
 ``interp_claims.tolerances``), ``==`` (exact; for discrete facts such as ids or pieces) or
 ``snapshot`` (compared with a syrupy snapshot, one per model family).
 
+A numeric one-sided bound may add ``rounding_steps = N``: N rounding steps of the session's
+dtype at the magnitude of the values compared (the probe reports it as
+``details["magnitude"]``), for numbers printed from a float32 run and checked in bfloat16.
+
+``across = "dtype"`` or ``"device"`` makes a claim compare combinations of the matrix: its
+probe's value (a number or a tensor) on each combination is compared with the same model's
+value on the first dtype (or device) of the matrix, and the claim's value is the largest
+absolute difference; a tolerance kind is resolved for the looser of the two dtypes, at the
+reference's magnitude. It runs when the matrix has several values on that axis
+(``--dtype float32,bfloat16``, ``--device cpu,cuda``)::
+
+    [[claim]]
+    id = "invariance.device"
+    across = "device"
+    probe = "next_token_logprobs"
+    expect = { op = "<=", value = "logprob" }
+
+``checkpoints = "all"`` (or a list of names) with ``at = "first" | "last" | "change" | "each"``
+makes a claim range over the model's training checkpoints (``interp_claims.checkpoints``): its
+probe runs on each, and ``at`` picks the value checked (``change`` = last - first; ``each`` =
+the checkpoint closest to failing, so the claim must hold at every one).
+
 ``kind`` says what a pass shows. ``sanity``: what any healthy model of the architecture must
 satisfy (normalisation, a recompute, an invariance, a tokenizer fact, a control); a randomly
 initialised model passes it too. ``behaviour``: what a source says this model does inside
@@ -41,13 +63,15 @@ from typing import Any
 from interp_claims.context import InputSpec
 from interp_claims.registry import PROBES, load_builtin_probes
 from interp_claims.tolerances import KINDS as TOLERANCE_KINDS
+from interp_claims.tolerances import rounding_step
 from interp_claims.tolerances import tolerance as dtype_tolerance
 
 ONE_SIDED = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 OPS = (*ONE_SIDED, "between", "approx", "==", "snapshot")
 REQUIRED = ("id", "behaviour", "kind", "models", "probe", "source", "expect")
 KINDS = ("sanity", "behaviour")
-OPTIONAL = ("justification", "input", "params", "each", "description")
+OPTIONAL = ("justification", "input", "params", "each", "description", "across", "checkpoints", "at")
+AXES = ("dtype", "device")
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 BUILTIN_CLAIMS_DIR = FIXTURES_DIR / "claims"
 PROMPTS_FILE = FIXTURES_DIR / "prompts.toml"
@@ -72,6 +96,9 @@ class Claim:
     description: str = ""
     input: InputSpec | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    across: str | None = None  # "dtype" or "device": compared with the matrix's first value on that axis
+    checkpoints: str | tuple[str, ...] | None = None  # "all" or names: measured on each training checkpoint
+    at: str | None = None  # with checkpoints: "first", "last", "change" or "each"
 
     def applies_to(self, family: str) -> bool:
         return "*" in self.models or family in self.models
@@ -85,7 +112,8 @@ class Claim:
             return f"= {self.expect['value']} ± {self.expect['tolerance']}"
         if op == "snapshot":
             return "matches snapshot"
-        return f"{op} {self.expect['value']}"
+        steps = f" + {self.expect['rounding_steps']} rounding steps" if self.expect.get("rounding_steps") else ""
+        return f"{op} {self.expect['value']}{steps}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +146,12 @@ def _validate_expect(expect: Any, error) -> None:
     for key in numeric:
         if isinstance(expect[key], bool) or not isinstance(expect[key], (int, float)) or not math.isfinite(expect[key]):
             raise error(f"expect.{key} must be a finite number, got {expect[key]!r}")
+    if "rounding_steps" in expect:
+        steps = expect["rounding_steps"]
+        if op not in ONE_SIDED or isinstance(expect["value"], str):
+            raise error("rounding_steps widens a numeric one-sided bound (op <, <=, >, >= with a number)")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise error(f"rounding_steps must be a non-negative integer, got {steps!r}")
     if op == "between" and expect["low"] > expect["high"]:
         raise error(f"expect.low {expect['low']} is above expect.high {expect['high']}")
     if op == "approx":
@@ -126,6 +160,24 @@ def _validate_expect(expect: Any, error) -> None:
             raise error(f"expect.tolerance {tol!r} is not a tolerance kind. Valid: a number or {', '.join(TOLERANCE_KINDS)}")
         if not isinstance(tol, str) and (not isinstance(tol, (int, float)) or tol < 0):
             raise error(f"expect.tolerance must be a non-negative number or a kind, got {tol!r}")
+
+
+def _validate_checkpoints(row: dict[str, Any], error) -> None:
+    from interp_claims.checkpoints import AT
+
+    if "checkpoints" not in row and "at" not in row:
+        return
+    names, at, op = row.get("checkpoints"), row.get("at"), row["expect"]["op"]
+    if names != "all" and (not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names)):
+        raise error(f"checkpoints must be \"all\" or a non-empty list of checkpoint names, got {names!r}")
+    if at not in AT:
+        raise error(f"a claim over checkpoints needs `at`, one of {', '.join(AT)}; got {at!r}")
+    if at == "each" and op not in ONE_SIDED:
+        raise error(f"at = \"each\" needs a one-sided bound (op {', '.join(ONE_SIDED)}), got {op!r}")
+    if at == "change" and op in ("==", "snapshot"):
+        raise error("at = \"change\" is a difference of numbers: give a numeric bound")
+    if "across" in row:
+        raise error("a claim ranges over checkpoints or across combinations, not both")
 
 
 def _expand(row: dict[str, Any], error) -> list[tuple[str, dict[str, Any]]]:
@@ -205,6 +257,9 @@ def load_claim_file(path: Path) -> list[Claim]:
             raise error("a numeric threshold needs a `justification` (why this number, from where)")
         if row["expect"]["op"] == "snapshot" and "*" in row["models"]:
             raise error("a snapshot claim must list its model families: one snapshot is kept per family")
+        if "across" in row and (row["across"] not in AXES or row["expect"]["op"] not in ("<", "<=")):
+            raise error(f"across {row['across']!r} needs one of {', '.join(AXES)} and an upper bound (op < or <=) on the difference")
+        _validate_checkpoints(row, error)
         spec = PROBES[row["probe"]]
         if spec.needs_forward and "input" not in row:
             raise error(f"probe {row['probe']!r} runs the model: the claim needs an `input` table")
@@ -239,6 +294,9 @@ def load_claim_file(path: Path) -> list[Claim]:
                     description=row.get("description", ""),
                     input=input_spec,
                     params=params,
+                    across=row.get("across"),
+                    checkpoints=row.get("checkpoints") if row.get("checkpoints") in (None, "all") else tuple(row["checkpoints"]),
+                    at=row.get("at"),
                 )
             )
     return claims
@@ -261,8 +319,9 @@ def load_claims(extra_files: list[Path] = ()) -> list[Claim]:
     return claims
 
 
-def check(claim: Claim, value: Any, dtype=None) -> Verdict:
-    """Compare a measured value with the claim's expectation."""
+def check(claim: Claim, value: Any, dtype=None, magnitude: float | None = None) -> Verdict:
+    """Compare a measured value with the claim's expectation; ``magnitude`` (of the values the
+    probe compared) sets the rounding steps of tolerance kinds and of ``rounding_steps``."""
     expect, op = claim.expect, claim.expect["op"]
     if op == "==":
         return Verdict(passed=value == expect["value"], threshold=f"== {expect['value']!r}", margin=None)
@@ -273,14 +332,18 @@ def check(claim: Claim, value: Any, dtype=None) -> Verdict:
         return Verdict(passed=False, threshold=claim.threshold_text, margin=None)
     if op in ONE_SIDED:
         bound = expect["value"]
-        bound = dtype_tolerance(bound, dtype) if isinstance(bound, str) else float(bound)
+        bound = dtype_tolerance(bound, dtype, magnitude) if isinstance(bound, str) else float(bound)
+        if expect.get("rounding_steps"):
+            if magnitude is None:
+                raise ValueError(f"claim {claim.id}: rounding_steps needs a probe that reports details['magnitude']; {claim.probe} does not")
+            bound += expect["rounding_steps"] * rounding_step(dtype, magnitude)
         margin = value - bound if op in (">", ">=") else bound - value
         return Verdict(passed=ONE_SIDED[op](value, bound), threshold=f"{op} {bound:g}", margin=margin)
     if op == "between":
         low, high = float(expect["low"]), float(expect["high"])
         return Verdict(passed=low <= value <= high, threshold=claim.threshold_text, margin=min(value - low, high - value))
     tol = expect["tolerance"]
-    tol = dtype_tolerance(tol, dtype) if isinstance(tol, str) else float(tol)
+    tol = dtype_tolerance(tol, dtype, magnitude) if isinstance(tol, str) else float(tol)
     target = float(expect["value"])
     return Verdict(
         passed=abs(value - target) <= tol,

@@ -20,7 +20,7 @@ HUB_TIMEOUT_SECONDS = float(os.environ.get("INTERP_CLAIMS_HUB_TIMEOUT", "10"))
 # Top-level files a GPT-2-architecture model needs, besides its weights.
 MODEL_FILES = (
     "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json",
-    "merges.txt", "special_tokens_map.json", "planted.json",
+    "merges.txt", "special_tokens_map.json", "planted.json", "trained.json",
 )
 WEIGHT_FORMATS = (  # in order of preference: (file present in the repo, patterns to download)
     ("model.safetensors", ("model.safetensors",)),

@@ -4,6 +4,8 @@ Three kinds of model, all loaded by ``TransformerBridge.boot_transformers(folder
 
 * ``embedded`` (the default): the planted GPT-2-shaped model of ``interp_claims.builtin.embedded``,
   built into a cache folder on first use;
+* ``trained``: a small GPT-2 trained here (``interp_claims.builtin.trained``), trained into a
+  cache folder on first use, with its training checkpoints;
 * a Hugging Face id (``gpt2`` is an alias of ``openai-community/gpt2``): the local cache
   first, a download when the network allows it, at ``--revision`` (``interp_claims.hub``);
 * a folder path holding ``config.json``, weights and tokenizer files.
@@ -22,6 +24,8 @@ import torch
 from interp_claims.errors import ModelConfigError, ModelLoadError, ModelUnavailable  # noqa: F401 (re-exported)
 
 EMBEDDED = "embedded"
+TRAINED = "trained"
+BUILT = {EMBEDDED: "embedded", TRAINED: "trained"}  # --model names of the models this project makes
 GPT2_ID = "openai-community/gpt2"
 ALIASES = {"gpt2": GPT2_ID, "gpt2-small": GPT2_ID}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -30,6 +34,9 @@ SUPPORTED_MODEL_TYPES = ("gpt2",)  # the probes read GPT-2's hook names and MLP/
 
 # Families name which claims apply: a claim lists the families it was written for.
 FAMILY_EMBEDDED = "embedded"
+FAMILY_TRAINED = "trained"
+TRAINED = "trained"
+BUILT = {EMBEDDED: "embedded", TRAINED: "trained"}  # --model names of the models this project makes
 FAMILY_GPT2 = "gpt2"
 FAMILY_OTHER = "other"
 GPT2_SMALL_SHAPE = {"model_type": "gpt2", "n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257}
@@ -66,13 +73,13 @@ def _looks_like_path(name: str) -> bool:
 
 def resolve_model(name: str, family: str | None = None, revision: str | None = None) -> ModelSpec:
     """Turn ``--model`` into a spec, without touching the network. Raises ModelConfigError."""
-    if revision is not None and (name == EMBEDDED or _looks_like_path(name)):
+    if revision is not None and (name in BUILT or _looks_like_path(name)):
         raise ModelConfigError(
             f"--revision {revision!r} applies to Hugging Face ids only, not to --model {name!r}: "
-            "a folder or the embedded model has one version."
+            "a folder or a model built here has one version (the trained model's checkpoints are claims' `checkpoints`)."
         )
-    if name == EMBEDDED:
-        return ModelSpec(name=name, kind="embedded", family=family or FAMILY_EMBEDDED)
+    if name in BUILT:
+        return ModelSpec(name=name, kind=BUILT[name], family=family or name)
     if _looks_like_path(name):
         folder = Path(name).expanduser().resolve()
         if folder.is_file():
@@ -89,7 +96,7 @@ def resolve_model(name: str, family: str | None = None, revision: str | None = N
     hub_id = ALIASES.get(name, name)
     if "/" not in hub_id:
         raise ModelConfigError(
-            f"--model {name!r} is not a known model. Valid: 'embedded' (the default), "
+            f"--model {name!r} is not a known model. Valid: 'embedded' (the default), 'trained', "
             f"{', '.join(repr(a) for a in ALIASES)} (= {GPT2_ID!r}), a Hugging Face id "
             "'org/name', or a path to a model folder."
         )
@@ -104,6 +111,10 @@ def locate(spec: ModelSpec) -> ModelSource:
         from interp_claims.builtin.embedded import planted_model_folder
 
         source = ModelSource(planted_model_folder(), origin="built")
+    elif spec.kind == "trained":
+        from interp_claims.builtin.trained import trained_model_folder
+
+        source = ModelSource(trained_model_folder(), origin="built")
     elif spec.kind == "hub":
         from interp_claims.hub import fetch
 
@@ -181,9 +192,21 @@ def check_weights_file(path: Path, name: str) -> None:
         raise ModelLoadError(f"model {name!r}: the weights file {path} is unusable: {problem}. Re-download or re-save the model.")
 
 
+def built_model_info(folder: Path) -> dict:
+    """What a model built here says about itself (planted.json, or trained.json without its loss curve)."""
+    for name in ("planted.json", "trained.json"):
+        if (folder / name).is_file():
+            info = json.loads((folder / name).read_text())
+            info.pop("loss_curve", None)
+            return info
+    return {}
+
+
 def infer_family(folder: Path) -> str:
     if (folder / "planted.json").is_file():
         return FAMILY_EMBEDDED
+    if (folder / "trained.json").is_file():
+        return FAMILY_TRAINED
     config = json.loads((folder / "config.json").read_text())
     if all(config.get(key) == value for key, value in GPT2_SMALL_SHAPE.items()):
         return FAMILY_GPT2
@@ -283,6 +306,5 @@ def load_model(
             f"{type(error).__name__}: {first_line}"
         ) from error
     bridge.eval()
-    planted = source.folder / "planted.json"
-    info = json.loads(planted.read_text()) if planted.is_file() else {}
+    info = built_model_info(source.folder)
     return LoadedModel(spec=spec, bridge=bridge, device=device, dtype=dtype, weights=weights, folder=source.folder, info=info)

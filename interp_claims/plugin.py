@@ -98,6 +98,7 @@ class ClaimCase:
     claim: object  # interp_claims.claims.Claim
     combo: int  # index into ClaimSession.combos
     family: str | None = None
+    reference: int | None = None  # a cross-combination claim: the combination it is compared with
 
 
 class ClaimSession:
@@ -148,6 +149,11 @@ class ClaimSession:
             except ReportFileError as error:
                 raise pytest.UsageError(f"--claims-compare: {error}") from None
         self.results: list[dict] = []
+        self.references: dict[tuple[str, int], object] = {}  # (claim id, combination) -> its Measurement
+        self.cross_cases: list[ClaimCase] = []  # selected cross-combination cases
+        self.checkpoint_claims: dict[int, list] = {}  # combination -> its selected claims over checkpoints
+        self.checkpoint_results: dict[int, dict[str, list | Exception]] = {}  # combination -> claim id -> [(name, Measurement)]
+        self.checkpoint_work: dict[int, dict[str, float]] = {}  # combination -> checkpoints loaded, load and claim seconds
         self.worker_runs: list[dict] = []  # under pytest-xdist, the run information of each worker that measured claims
 
     # -- the primary combination, for the project's own tests ---------------------------------
@@ -206,10 +212,100 @@ class ClaimSession:
             raise pytest.UsageError(f"{error}{entry}") from None
 
     def activate(self, combo) -> None:
-        """Make ``combo`` the one in memory: free every other combination's model first."""
+        """Make ``combo`` the one in memory: free every other combination's model first, after
+        measuring what cross-combination claims need from it (so that it is not loaded again)."""
         for other in self.combos:
-            if other is not combo:
+            if other is not combo and other.loaded:
+                self._capture_references(other)
                 other.free()
+
+    def _capture_references(self, combo) -> None:
+        from interp_claims.errors import ModelError
+        from interp_claims.measurement import ProbeInputError, ResourceUnavailable
+
+        for case in self.cross_cases:
+            key = (case.claim.id, combo.index)
+            if case.reference == combo.index and key not in self.references:
+                try:
+                    self.references[key] = combo.models.measure(case.claim)
+                except (ProbeInputError, ResourceUnavailable, ModelError, FloatingPointError):
+                    pass  # measured again, with its error, in the claim's own test
+
+    def over_checkpoints(self, claim, combo) -> list[tuple[str, object]]:
+        """(checkpoint name, Measurement) of a claim on each of its checkpoints, in order.
+
+        The first such claim of a combination measures all of them: each checkpoint is loaded
+        once, alone in memory (the combination's own model is freed first; these claims run last
+        in its group). A bad checkpoint name or a bad input raises ProbeInputError for its claim;
+        a checkpoint that cannot be loaded ends the session with one error."""
+        import gc
+
+        from interp_claims.checkpoints import checkpoint_model, checkpoint_names
+        from interp_claims.context import NonFiniteLogits
+        from interp_claims.errors import ModelConfigError, ModelError
+        from interp_claims.measurement import ProbeInputError
+        from interp_claims.session import ModelSession
+
+        self.model(combo=combo)  # skips, or ends the session, when the model cannot be had
+        done = self.checkpoint_results.setdefault(combo.index, {})
+        if claim.id not in done:
+            pending = [c for c in self.checkpoint_claims.get(combo.index, []) if c.id not in done]
+            pending += [claim] if claim not in pending else []
+            wanted: dict[str, list[str]] = {}
+            for c in pending:
+                try:
+                    wanted[c.id] = checkpoint_names(combo.spec, combo.source, c.checkpoints)
+                    done[c.id] = []
+                except ModelConfigError as error:
+                    done[c.id] = ProbeInputError(str(error))
+            self.activate(None)  # nothing else in memory while the checkpoints load
+            work = self.checkpoint_work.setdefault(combo.index, {"checkpoints": 0, "load_seconds": 0.0, "claim_seconds": 0.0})
+            for name in dict.fromkeys(n for names in wanted.values() for n in names):
+                users = [c for c in pending if name in wanted.get(c.id, ()) and isinstance(done[c.id], list)]
+                try:
+                    spec, source = checkpoint_model(combo.spec, combo.source, name)
+                    models = ModelSession(spec, combo.run_device, combo.dtype, self.weights, source)
+                    models.plan(users)
+                    models.load()
+                except ModelError as error:
+                    pytest.exit(f"ERROR: {error}" + (f" (matrix entry {combo.label})" if self.matrix else ""),
+                                returncode=pytest.ExitCode.USAGE_ERROR)
+                for c in users:
+                    try:
+                        done[c.id].append((name, models.measure(c)))
+                    except (ProbeInputError, NonFiniteLogits) as error:
+                        done[c.id] = ProbeInputError(f"checkpoint {name}: {error}")
+                work["checkpoints"] += 1
+                work["load_seconds"] += models.load_seconds
+                work["claim_seconds"] += models.claim_seconds
+                models.close()
+                gc.collect()
+        result = done[claim.id]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def reference(self, claim, combo):
+        """The measurement a cross-combination claim compares with, on ``combo`` (measured once)."""
+        key = (claim.id, combo.index)
+        if key not in self.references:
+            self.references[key] = self.measure(claim, combo)
+        return self.references[key]
+
+    @staticmethod
+    def reference_index(claim, combo, combos) -> int | None:
+        """The combination ``combo`` is compared with on the claim's axis: the same model and
+        other axis, the matrix's first value on this one; None for the reference itself or when
+        the matrix has one value on the axis."""
+        values = list(dict.fromkeys(getattr(c, claim.across) for c in combos))
+        if len(values) < 2 or getattr(combo, claim.across) == values[0]:
+            return None
+        other = "device" if claim.across == "dtype" else "dtype"
+        for candidate in combos:
+            if (candidate.spec == combo.spec and getattr(candidate, other) == getattr(combo, other)
+                    and getattr(candidate, claim.across) == values[0]):
+                return candidate.index
+        return None
 
     def model(self, weights: str | None = None, combo=None):
         """The loaded model (for tests): a load failure ends the session with one error."""
@@ -297,7 +393,7 @@ class ClaimSession:
             "commit": source.commit if source else None,
             "weights_folder": str(source.folder) if source else None,
             "weights_origin": source.origin if source else None,
-            "embedded": model.info if model else (json_or_empty(source.folder / "planted.json") if source else {}),
+            "embedded": model.info if model else (built_model_info(source.folder) if source else {}),
             "device": str(combo.run_device),
             "device_name": torch.cuda.get_device_name(combo.run_device) if combo.run_device.type == "cuda" else "cpu",
             "dtype": str(combo.dtype).removeprefix("torch."),
@@ -314,13 +410,22 @@ class ClaimSession:
             "forward_seconds": round(seconds, 3),
             "claim_seconds": round(models.claim_seconds if models else 0.0, 3),
             "model_load_seconds": round(combo.locate_seconds + (models.load_seconds if models else 0.0), 3),
+            **({"checkpoint_runs": {k: round(v, 3) for k, v in self.checkpoint_work[combo.index].items()}}
+               if combo.index in self.checkpoint_work else {}),
+            **({"training": {"loss_curve": curve}} if source and (curve := training_curve(source.folder)) else {}),
         }
 
 
-def json_or_empty(path: Path) -> dict:
-    import json
+def built_model_info(folder: Path) -> dict:
+    from interp_claims.models import built_model_info
 
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return built_model_info(folder)
+
+
+def training_curve(folder: Path) -> list[dict]:
+    from interp_claims.checkpoints import training_curve
+
+    return training_curve(folder)
 
 
 def merge_worker_runs(runs: list[dict]) -> dict:
@@ -390,6 +495,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                     pytest.param(ClaimCase(claim, combo.index, family), id=f"{claim.id}@{family}" + (f"#{combo.label}" if session.matrix else ""), marks=marks)
                     for family in claim.models
                 ]
+            elif claim.across is not None:  # compared with another combination: none to compare without a matrix
+                reference = session.reference_index(claim, combo, session.combos)
+                if reference is not None:
+                    params.append(pytest.param(ClaimCase(claim, combo.index, reference=reference), id=claim.id + suffix, marks=marks))
             else:
                 params.append(pytest.param(ClaimCase(claim, combo.index), id=claim.id + suffix, marks=marks))
     metafunc.parametrize(name, params)
@@ -417,7 +526,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     claims_session = _claims_session(config)
     if not any(MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) for item in items):
         return
-    needed = {case.combo for case in map(_case_of, items) if case is not None} | {0}
+    needed = {index for case in map(_case_of, items) if case is not None
+              for index in (case.combo, case.reference) if index is not None} | {0}
     for index in sorted(needed):
         claims_session.prepare(claims_session.combos[index])
     keep, deselected = [], []
@@ -433,12 +543,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         config.hook.pytest_deselected(items=deselected)
     # claim tests grouped by combination, in their slots: the other tests keep their places
     slots = [i for i, item in enumerate(keep) if _case_of(item) is not None]
-    ordered = sorted((keep[i] for i in slots), key=lambda item: _case_of(item).combo)
+    ordered = sorted((keep[i] for i in slots),  # claims over checkpoints last: they free the combination's model
+                     key=lambda item: (_case_of(item).combo, _case_of(item).claim.checkpoints is not None))
     for slot, item in zip(slots, ordered, strict=True):
         keep[slot] = item
     items[:] = keep
-    for combo in claims_session.combos:
-        combo.plan([case.claim for case in map(_case_of, items) if case is not None and case.combo == combo.index])
+    cases = [case for case in map(_case_of, items) if case is not None]
+    claims_session.cross_cases = [case for case in cases if case.reference is not None]
+    for combo in claims_session.combos:  # each combination keeps the passes its own and its comparisons' claims read
+        combo.plan([case.claim for case in cases
+                    if combo.index in (case.combo, case.reference) and case.claim.checkpoints is None])
+        claims_session.checkpoint_claims[combo.index] = list(
+            {case.claim.id: case.claim for case in cases if case.combo == combo.index and case.claim.checkpoints is not None}.values())
     target = claims_session.combos[_case_of(keep[slots[0]]).combo] if slots else claims_session.primary
     if items and not config.option.collectonly and target.unavailable is None:
         from interp_claims.errors import ModelError
@@ -471,6 +587,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         where = f" at revision {combo.spec.revision}" if combo.spec.revision else ""
         lines.append(f"interp-claims: model {combo.spec.name}{where}, {combo.device}, "
                      f"{str(combo.dtype).removeprefix('torch.')}, {session.weights} weights")
+    for axis, example in (("dtype", "--dtype float32,bfloat16"), ("device", "--device cpu,cuda")):
+        idle = [claim.id for claim in session.claims if claim.across == axis]
+        if idle and len({getattr(combo, axis) for combo in session.combos}) < 2:
+            lines.append(f"interp-claims: {len(idle)} claim(s) compare {axis}s and run with several ({example}): {', '.join(idle)}")
     return lines
 
 

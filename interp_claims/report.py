@@ -128,9 +128,10 @@ def head_heatmaps(results: list[dict]) -> str:
     by_kind: dict[str, dict] = {}
     for r in results:
         details = r.get("details") or {}
-        if r.get("probe") == "head_score" and "all_heads" in details:
+        if "all_heads" in details and "kind" in details:
             entry = by_kind.setdefault(details["kind"], {"scores": details["all_heads"], "claimed": set()})
-            head = r["id"].rsplit("[", 1)[-1].split("]")[0].split("@")[0]
+            # a head claim names its head in its id (heads.induction[5.1]); a discovery claim in its details
+            head = details.get("head") or details.get("previous_token_head") or r["id"].rsplit("[", 1)[-1].split("]")[0].split("@")[0]
             entry["claimed"].add(head)
     for kind, entry in by_kind.items():
         scores = entry["scores"]
@@ -147,10 +148,56 @@ def head_heatmaps(results: list[dict]) -> str:
             body.append(f"<tr><th>{layer}</th>{''.join(cells)}</tr>")
         tables.append(
             f"<figure><figcaption><b>{esc(kind)}</b> score of every head (rows = layers, columns = heads; "
-            f"lowest over the claim's lags); claimed heads outlined</figcaption>"
+            f"lowest over the claim's lags); claimed or discovered heads outlined</figcaption>"
             f"<table class='heads'><tr><th></th>{header}</tr>{''.join(body)}</table></figure>"
         )
     return "".join(tables)
+
+
+def line_chart(title: str, points: list[tuple[str, float]], y_label: str, width: int = 420, height: int = 180) -> str:
+    """An inline SVG line chart of (x label, y) points in order: no plotting library, opens offline."""
+    esc = html.escape
+    numeric = [(x, float(y)) for x, y in points if isinstance(y, (int, float)) and y == y]
+    if len(numeric) < 2:
+        return ""
+    ys = [y for _, y in numeric]
+    low, high = min(ys), max(ys)
+    span = (high - low) or 1.0
+    left, right, top, bottom = 48, 10, 10, 34
+    def at(i: int, y: float) -> tuple[float, float]:
+        return (left + i * (width - left - right) / (len(numeric) - 1),
+                top + (high - y) / span * (height - top - bottom))
+    coords = [at(i, y) for i, (_, y) in enumerate(numeric)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    dots = "".join(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5'><title>{esc(str(label))}: {value:.4g}</title></circle>"
+                   for (x, y), (label, value) in zip(coords, numeric, strict=True))
+    ticks = [numeric[0][0], numeric[len(numeric) // 2][0], numeric[-1][0]]
+    x_labels = "".join(f"<text x='{at(i, low)[0]:.1f}' y='{height - 18}' text-anchor='middle'>{esc(str(t))}</text>"
+                       for i, t in zip((0, len(numeric) // 2, len(numeric) - 1), ticks, strict=True))
+    return (
+        f"<figure><figcaption>{esc(title)}</figcaption><svg width='{width}' height='{height}' font-size='10'>"
+        f"<line x1='{left}' y1='{top}' x2='{left}' y2='{height - bottom}' stroke='#999'/>"
+        f"<line x1='{left}' y1='{height - bottom}' x2='{width - right}' y2='{height - bottom}' stroke='#999'/>"
+        f"<text x='{left - 4}' y='{top + 8}' text-anchor='end'>{high:.3g}</text>"
+        f"<text x='{left - 4}' y='{height - bottom}' text-anchor='end'>{low:.3g}</text>"
+        f"<text x='4' y='{height - 4}'>{esc(y_label)}</text>{x_labels}"
+        f"<polyline points='{path}' fill='none' stroke='#36c' stroke-width='1.5'/>{dots}</svg></figure>"
+    )
+
+
+def training_charts(run: dict, results: list[dict]) -> str:
+    """The training loss curve (models built here record it) and every claim's value per checkpoint."""
+    charts = []
+    curve = (run.get("training") or {}).get("loss_curve") or []
+    if curve:
+        charts.append(line_chart("training loss (mean over each logged window of steps)",
+                                 [(f"step {point['step']}", point["loss"]) for point in curve], "loss"))
+    for r in results:
+        series = (r.get("details") or {}).get("series")
+        if series:
+            charts.append(line_chart(f"{r['id']}: value per checkpoint (checked at {r['details'].get('at')})",
+                                     [(name, value) for name, value in series], "value"))
+    return "".join(charts)
 
 
 def write_html(path: Path, run: dict, results: list[dict]) -> None:
@@ -182,6 +229,7 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
         for b, k, p, n in behaviour_summary(results)
     )
     heatmaps = head_heatmaps(results)
+    training = training_charts(run, results)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Claims report: {esc(run['model'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
@@ -198,6 +246,7 @@ dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</cod
 <h2>Claims</h2>
 <table><tr><th>claim</th><th>result</th><th>value</th><th>threshold</th><th>margin</th><th>source</th></tr>
 {''.join(rows)}</table>
+{f"<h2>Training and checkpoints</h2>{training}" if training else ""}
 <h2>Head scores</h2>
 {heatmaps or '<p>No head claims ran.</p>'}
 <h2>Attention patterns of head claims</h2>

@@ -71,34 +71,26 @@ def batch_consistency(ctx: ProbeContext) -> Measurement:
     logits, _ = ctx.forward()
     tokens = ctx.tokens()
     batched = next_token_log_probs(logits, tokens)
-    worst = 0.0
+    worst, magnitude = 0.0, 0.0
     for row, (text, n) in enumerate(zip(ctx.input.texts, real_positions(ctx, tokens), strict=True)):
+        magnitude = max(magnitude, float(logits[row, :n].abs().max()))
         alone_tokens = ctx.runner.tokens(InputSpec(texts=(text,)))
         alone_logits = ctx.runner.timed(lambda tokens=alone_tokens: ctx.bridge(tokens))
         alone = next_token_log_probs(alone_logits, alone_tokens)[0]
         worst = max(worst, float((batched[row, : n - 1] - alone).abs().max()))
-    return Measurement(value=worst, details={"prompts": len(ctx.input.texts), "padded_length": tokens.shape[1]})
+    return Measurement(value=worst, details={"prompts": len(ctx.input.texts), "padded_length": tokens.shape[1],
+                                             "magnitude": magnitude})
 
 
-@probe("device_consistency", hooks=())
-def device_consistency(ctx: ProbeContext) -> Measurement:
-    """Max |log p on this device - log p on the other| (CPU vs CUDA) over every real position.
-
-    Loads a second copy of the model from the same folder on the other device."""
-    from interp_claims.context import synchronize
-    from interp_claims.measurement import ResourceUnavailable
-    from interp_claims.models import ModelSource, load_model
-
-    tokens = ctx.tokens()  # validates the input before anything is loaded
-    if not torch.cuda.is_available():
-        raise ResourceUnavailable("needs a CUDA device to compare with the CPU (torch.cuda.is_available() is False)")
-    other_device = torch.device("cpu") if ctx.model.device.type == "cuda" else torch.device("cuda")
-    other = load_model(ctx.model.spec, other_device, ctx.model.dtype, ctx.model.weights, ModelSource(ctx.model.folder))
+@probe("next_token_logprobs", hooks=())
+def next_token_logprobs(ctx: ProbeContext) -> Measurement:
+    """Log-probabilities over the whole vocabulary at every real position of each prompt
+    (float32, on the CPU), for claims that compare combinations (``across``); the magnitude is
+    the largest |logit|, where the dtype's rounding step is taken."""
     logits, _ = ctx.forward()
-    with torch.no_grad():  # not one of this runner's passes: the other device, synchronised on its own
-        other_logits = other.bridge(tokens.to(other_device))
-    synchronize(other_device)
-    here = next_token_log_probs(logits, tokens)
-    there = next_token_log_probs(other_logits.to(logits.device), tokens)
-    worst = max(float((here[row, : n - 1] - there[row, : n - 1]).abs().max()) for row, n in enumerate(real_positions(ctx, tokens)))
-    return Measurement(value=worst, details={"devices": [str(ctx.model.device), str(other_device)]})
+    rows = [logits[row, :n].float() for row, n in enumerate(real_positions(ctx, ctx.tokens()))]
+    stacked = torch.cat(rows)
+    return Measurement(
+        value=stacked.log_softmax(dim=-1).cpu(),
+        details={"positions": stacked.shape[0], "magnitude": float(stacked.abs().max())},
+    )

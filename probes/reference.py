@@ -1,7 +1,8 @@
 """Compare the model with numbers recorded elsewhere (the researcher's notebook, part A).
 
 Printed values carry their own rounding, so the claims that use these probes add the
-printing's half-unit to the dtype's noise in their tolerance.
+printing's half-unit to the dtype's noise in their tolerance; in a reduced-precision dtype
+they add rounding steps at the magnitude each probe reports (``rounding_steps``).
 """
 
 import torch
@@ -37,7 +38,8 @@ def activation_corner_error(
     corner = cache[hook][0, :rows, :cols]
     return Measurement(
         value=max_difference(corner, expected, hook),
-        details={"weights": ctx.model.weights, "measured": [[round(v, 4) for v in r] for r in corner.float().tolist()]},
+        details={"weights": ctx.model.weights, "measured": [[round(v, 4) for v in r] for r in corner.float().tolist()],
+                 "magnitude": max(abs(v) for row in expected for v in row)},
     )
 
 
@@ -48,5 +50,6 @@ def next_token_logprob_error(ctx: ProbeContext, *, expected: list[float]) -> Mea
     log_probs = next_token_log_probs(logits[:1], ctx.tokens()[:1])[0, : len(expected)]
     return Measurement(
         value=max_difference(log_probs, expected, "next-token log-probs"),
-        details={"measured": [round(v, 5) for v in log_probs.tolist()]},
+        details={"measured": [round(v, 5) for v in log_probs.tolist()],
+                 "magnitude": float(logits[0, : len(expected)].abs().max())},  # the logits' grid sets the rounding
     )

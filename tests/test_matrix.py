@@ -61,3 +61,41 @@ def test_a_matrix_entry_that_cannot_load_stops_the_session(pytester, tmp_path):
     result = run_claim_tests(pytester, "--model", "embedded", "--model", str(broken), "-k", "normalisation")
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"ERROR: model '{broken}': the folder {broken} lacks * (matrix entry broken/float32/cpu)"])
+
+
+TIGHT_CROSS_CLAIM = """
+[[claim]]
+id = "mine.dtype-identical"
+behaviour = "invariance"
+kind = "sanity"
+models = ["*"]
+across = "dtype"
+probe = "mean_loss"
+source = "a claim no bfloat16 model can satisfy: the float32 loss to 1e-7"
+justification = "below one bfloat16 rounding step of a loss near 5: must fail"
+input = { prompt = "notebook" }
+expect = { op = "<=", value = 1e-7 }
+"""
+
+
+def test_cross_dtype_claims_compare_each_dtype_with_the_first(pytester, tmp_path):
+    claims = tmp_path / "tight.toml"
+    claims.write_text(TIGHT_CROSS_CLAIM)
+    report = tmp_path / "cross.json"
+    result = run_claim_tests(pytester, "--dtype", "float32,bfloat16", "--device", "cpu", "--claims", str(claims),
+                             "-k", "invariance.dtype or mine.dtype", "--claims-report", str(report), "-vv")
+    result.stdout.fnmatch_lines([
+        "*test_claim?invariance.dtype@embedded/bfloat16/cpu? PASSED*",
+        "*test_claim?mine.dtype-identical@embedded/bfloat16/cpu? FAILED*",
+    ])
+    assert "@embedded/float32/cpu" not in result.stdout.str()  # the reference is not compared with itself
+    assert result.ret == 1
+    merged = json.loads(report.read_text())["claims"]
+    cross = merged["invariance.dtype"]["embedded/bfloat16/cpu"]
+    assert cross["details"]["reference"] == "embedded/float32/cpu"
+    assert 0 < cross["value"] <= 5e-2  # weights rounded to bfloat16 move the loss, within the bf16 loss tolerance
+
+
+def test_cross_claims_without_a_second_value_say_how_to_run_them(pytester):
+    result = run_claim_tests(pytester, "--dtype", "float32", "-k", "invariance.dtype", "-v")
+    result.stdout.fnmatch_lines(["interp-claims: * claim(s) compare dtypes and run with several (--dtype float32,bfloat16): *invariance.dtype*"])

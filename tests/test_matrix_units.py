@@ -41,3 +41,29 @@ def test_each_xdist_worker_takes_its_own_gpu(monkeypatch):
     place_on_worker_gpu([cuda, pinned], "gw5")
     assert cuda.run_device == torch.device("cuda", 1) and cuda.label == "embedded/float32/cuda"
     assert pinned.run_device == torch.device("cuda", 0)  # a device asked for by index stays
+
+
+def test_cross_claims_compare_with_the_same_model_on_the_first_value_of_their_axis(random_gpt2_folder):
+    from interp_claims.claims import load_claims
+    from interp_claims.plugin import ClaimSession
+
+    combos = [  # built by hand: build_matrix refuses cuda on a machine without it
+        Combination(resolve_model(name, None, None), torch.device(device), dtype, "raw", index=0)
+        for name in ("embedded", str(random_gpt2_folder)) for dtype in (torch.float32, torch.bfloat16)
+        for device in ("cpu", "cuda")
+    ]
+    for index, combo in enumerate(combos):
+        combo.index = index
+    by_label = {c.label: c for c in combos}
+    claims = {claim.id: claim for claim in load_claims()}
+    dtype_claim, device_claim = claims["invariance.dtype"], claims["invariance.device"]
+
+    def reference(claim, label):
+        index = ClaimSession.reference_index(claim, by_label[label], combos)
+        return None if index is None else combos[index].label
+
+    assert reference(dtype_claim, "random-gpt2/bfloat16/cuda") == "random-gpt2/float32/cuda"
+    assert reference(dtype_claim, "random-gpt2/float32/cuda") is None  # the reference itself
+    assert reference(device_claim, "embedded/bfloat16/cuda") == "embedded/bfloat16/cpu"
+    single = build_matrix(["embedded"], None, None, "float32", "cpu", "raw")
+    assert ClaimSession.reference_index(dtype_claim, single[0], single) is None  # nothing to compare with

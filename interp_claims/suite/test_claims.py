@@ -21,13 +21,16 @@ class PerFamilySnapshot(AmberSnapshotExtension):
         return re.sub(r"#[^\]]*\]", "]", super().get_snapshot_name(test_location=test_location, index=index))
 
 
-def measure(claims_session, case):
-    """The claim's measurement; a bad input or non-finite logits fail the claim with one clear line."""
+def measure(claims_session, case, reference: bool = False):
+    """The claim's measurement (on the case's reference combination with ``reference``); a bad
+    input or non-finite logits fail the claim with one clear line."""
     from interp_claims.context import NonFiniteLogits
     from interp_claims.measurement import ProbeInputError
 
     claim = case.claim
     try:
+        if reference:
+            return claims_session.reference(claim, claims_session.combos[case.reference])
         return claims_session.measure(claim, claims_session.combos[case.combo])
     except (ProbeInputError, NonFiniteLogits) as error:
         pytest.fail(f"claim {claim.id} ({claim.file} #{claim.row}): {type(error).__name__}: {error}", pytrace=False)
@@ -47,17 +50,70 @@ def record(claims_session, record_property, case, measurement, passed: bool, thr
         record_property(key, result[key])
 
 
+def measure_across(claims_session, case):
+    """A cross-combination claim: the largest |difference| between this combination's value and
+    the reference combination's, with the looser dtype of the two and the reference's magnitude."""
+    import torch
+
+    from interp_claims.measurement import Measurement
+
+    reference_combo = claims_session.combos[case.reference]
+    reference = measure(claims_session, case, reference=True)
+    here = measure(claims_session, case)
+    ours, theirs = (torch.as_tensor(m.value, dtype=torch.float64).cpu() for m in (here, reference))
+    if ours.shape != theirs.shape:
+        pytest.fail(f"claim {case.claim.id}: values of shape {list(ours.shape)} and {list(theirs.shape)} cannot be compared", pytrace=False)
+    difference = float((ours - theirs).abs().max()) if ours.numel() else 0.0
+    if not (torch.isfinite(ours).all() and torch.isfinite(theirs).all()):
+        difference = float("inf")
+    dtypes = (claims_session.combos[case.combo].dtype, reference_combo.dtype)
+    looser = max(dtypes, key=lambda dtype: torch.finfo(dtype).eps)
+    magnitude = reference.details.get("magnitude")
+    details = {"reference": reference_combo.label, "compared_in": str(looser).removeprefix("torch."),
+               "magnitude": magnitude, "elements": ours.numel()}
+    return Measurement(value=difference, details=details), looser, magnitude
+
+
+def measure_over_checkpoints(claims_session, case):
+    """A claim over training checkpoints: the value ``at`` picks from its value at each checkpoint;
+    the series is kept for the report's plot, the last checkpoint's pictures too."""
+    from interp_claims.checkpoints import at_checkpoints
+    from interp_claims.measurement import Measurement, ProbeInputError
+
+    claim = case.claim
+    try:
+        series = claims_session.over_checkpoints(claim, claims_session.combos[case.combo])
+    except ProbeInputError as error:
+        pytest.fail(f"claim {claim.id} ({claim.file} #{claim.row}): {error}", pytrace=False)
+    values = [measurement.value for _, measurement in series]
+    last = series[-1][1]
+    details = {"at": claim.at, "series": [[name, m.value] for name, m in series],
+               **{f"last: {key}": value for key, value in last.details.items() if key != "all_heads"}}
+    return Measurement(value=at_checkpoints(values, claim.at, claim.expect["op"]), details=details, pictures=last.pictures)
+
+
+def measure_case(claims_session, case):
+    """(measurement, dtype and magnitude to check it with) of any claim: plain, across, over checkpoints."""
+    if case.reference is not None:
+        return measure_across(claims_session, case)
+    dtype = claims_session.combos[case.combo].dtype
+    if case.claim.checkpoints is not None:
+        return measure_over_checkpoints(claims_session, case), dtype, None
+    measurement = measure(claims_session, case)
+    return measurement, dtype, measurement.details.get("magnitude")
+
+
 def test_claim(case, claims_session, record_property):
     from interp_claims.claims import check
 
-    measurement = measure(claims_session, case)
-    verdict = check(case.claim, measurement.value, claims_session.combos[case.combo].dtype)
+    measurement, dtype, magnitude = measure_case(claims_session, case)
+    verdict = check(case.claim, measurement.value, dtype, magnitude)
     record(claims_session, record_property, case, measurement, verdict.passed, verdict.threshold, verdict.margin)
     assert verdict.passed, _explain(case.claim, measurement, verdict.threshold)
 
 
 def test_snapshot_claim(snapshot_case, claims_session, snapshot, record_property):
-    measurement = measure(claims_session, snapshot_case)
+    measurement, _, _ = measure_case(claims_session, snapshot_case)
     try:
         assert measurement.value == snapshot.use_extension(PerFamilySnapshot)
     except AssertionError:

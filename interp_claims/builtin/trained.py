@@ -1,0 +1,284 @@
+"""The ``trained`` model: a small GPT-2 trained here, whose circuits nobody placed.
+
+Unlike the embedded model, no weight is written by hand. A Hugging Face ``GPT2LMHeadModel``
+(2 layers, 4 heads, d_model 128, attention-only: its MLP weights are zero and frozen) is
+trained from a seed on sequences the project generates: ``[BOS]`` followed by segments
+``R, R`` with R of 8 to 63 tokens uniform over the vocabulary (BOS excluded), until the
+context is full. A repeated segment can only be predicted by finding the earlier occurrence
+in the context: in-context copying, the task on which Olsson et al. 2022 ("In-context
+Learning and Induction Heads") watch induction heads form. The vocabulary is small (512
+tokens, ``<|endoftext|>`` = 0 as BOS) so that it trains on 2 CPU cores; its tokenizer is a
+word-level one written next to the weights (the pieces are ``t1`` .. ``t511``).
+
+Training is deterministic: one torch generator for the data, ``torch.manual_seed`` for the
+initialisation, single-threaded-reproducible kernels on the CPU (``torch.use_deterministic_
+algorithms``). It keeps checkpoints (``checkpoints/step-NNNNN``, each a Hugging Face folder)
+and the loss curve (``trained.json``), so claims can range over training.
+
+    python -m interp_claims.builtin.trained OUT   # train and write the folder (or use --model trained)
+"""
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from transformers import GPT2Config, GPT2LMHeadModel
+
+# Bump when the recipe changes: it names the cached folder (with a hash of this file).
+TRAINER_VERSION = 1
+BOS_ID = 0
+CHECKPOINTS_DIR = "checkpoints"
+DESCRIPTION_FILE = "trained.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    seed: int = 0
+    vocab: int = 512
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    n_ctx: int = 256  # positions the model has; training fills `context` of them
+    context: int = 128  # tokens per training sequence after BOS
+    min_lag: int = 8
+    max_lag: int = 63
+    batch: int = 32
+    steps: int = 2000
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    checkpoint_steps: tuple[int, ...] = (0, 250, 500, 750, 1000, 1500, 2000)
+    loss_every: int = 25
+    loss_on: str = "repeats"  # or "all"
+    data: str = "segments"  # or "single"
+    skip_bigram: float = 0.5  # first phase: rate at which a segment's token is fixed by the token two before it
+    skip_bigram_steps: int = 400  # first phase: skip-bigram segments, loss on every token
+    tied_embeddings: bool = True
+    sinusoidal_positions: float = 1.0  # initialise wpe as sinusoids of this norm relative to a token embedding's (0: GPT-2's init)
+
+
+RECIPE = Recipe()
+
+
+def segment_batch(recipe: Recipe, generator: torch.Generator, skip_bigram: float = 0.0) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
+    """``[BOS, R1, R1, R2, R2, ...]`` cut at ``context`` tokens, R uniform over the vocabulary but
+    BOS; and which tokens are second copies (predictable from the context)."""
+    if recipe.data == "single":  # [BOS, R, R], one lag per batch
+        lag = int(torch.randint(recipe.min_lag, recipe.max_lag + 1, (1,), generator=generator))
+        segment = torch.randint(1, recipe.vocab, (recipe.batch, lag), generator=generator)
+        if skip_bigram:
+            follow = torch.rand(recipe.batch, lag, generator=generator) < skip_bigram
+            for t in range(2, lag):
+                segment[:, t] = torch.where(follow[:, t], segment[:, t - 2], segment[:, t])
+        tokens = torch.cat([torch.full((recipe.batch, 1), BOS_ID), segment, segment], dim=1)
+        repeats = torch.zeros_like(tokens, dtype=torch.bool)
+        repeats[:, lag + 1:] = True
+        return tokens, repeats
+    rows, repeats = [], []
+    for _ in range(recipe.batch):
+        row, repeat = [BOS_ID], [False]
+        while len(row) < recipe.context + 1:
+            lag = int(torch.randint(recipe.min_lag, recipe.max_lag + 1, (1,), generator=generator))
+            segment = (torch.randint(1, recipe.vocab, (lag,), generator=generator)).tolist()
+            if skip_bigram:  # token t repeats token t-2 at that rate (A B A)
+                follow = (torch.rand(lag, generator=generator) < skip_bigram).tolist()
+                for t in range(2, lag):
+                    if follow[t]:
+                        segment[t] = segment[t - 2]
+            row += segment + segment
+            repeat += [False] * lag + [True] * lag
+        rows.append(row[: recipe.context + 1])
+        repeats.append(repeat[: recipe.context + 1])
+    return torch.tensor(rows), torch.tensor(repeats)
+
+
+def sinusoids(n_ctx: int, d_model: int) -> Float[Tensor, "n_ctx d_model"]:
+    """Vaswani et al. 2017's positional encoding: sin and cos of positions at geometric frequencies."""
+    positions = torch.arange(n_ctx, dtype=torch.float32)[:, None]
+    frequencies = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
+    return torch.cat([torch.sin(positions * frequencies), torch.cos(positions * frequencies)], dim=-1)
+
+
+def untrained_model(recipe: Recipe) -> GPT2LMHeadModel:
+    """The initialisation (step 0): GPT-2's own init from the recipe's seed, MLPs zeroed and frozen."""
+    torch.manual_seed(recipe.seed)
+    config = GPT2Config(
+        vocab_size=recipe.vocab, n_positions=recipe.n_ctx, n_embd=recipe.d_model, n_layer=recipe.n_layer,
+        n_head=recipe.n_head, bos_token_id=BOS_ID, eos_token_id=BOS_ID, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, tie_word_embeddings=recipe.tied_embeddings, attn_implementation="eager",
+    )
+    model = GPT2LMHeadModel(config)
+    if recipe.sinusoidal_positions:  # still learned; the shift by one position is then a rotation
+        with torch.no_grad():
+            waves = sinusoids(recipe.n_ctx, recipe.d_model)
+            token_norm = model.transformer.wte.weight.norm(dim=-1).mean()
+            model.transformer.wpe.weight.copy_(waves / waves.norm(dim=-1, keepdim=True) * token_norm * recipe.sinusoidal_positions)
+    for block in model.transformer.h:  # attention-only: the MLP adds exactly zero
+        for parameter in block.mlp.parameters():
+            parameter.data.zero_()
+            parameter.requires_grad_(False)
+    return model
+
+
+class ZeroMLP(torch.nn.Module):
+    """Stands in for a block's frozen all-zero MLP during training: c_proj(gelu(c_fc(x))) with every
+    weight and bias zero is exactly zero, so this computes the same function at half the cost."""
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return torch.zeros_like(hidden)
+
+
+@contextmanager
+def zero_mlps_skipped(model: GPT2LMHeadModel):
+    """Within the block, each block's all-zero MLP is replaced by ``ZeroMLP`` (same output, no work)."""
+    mlps = [block.mlp for block in model.transformer.h]
+    assert all(not p.any() for mlp in mlps for p in mlp.parameters()), "only an all-zero MLP may be skipped"
+    for block in model.transformer.h:
+        block.mlp = ZeroMLP()
+    try:
+        yield
+    finally:
+        for block, mlp in zip(model.transformer.h, mlps, strict=True):
+            block.mlp = mlp
+
+
+def learning_rate(recipe: Recipe, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(recipe: Recipe = RECIPE, on_checkpoint=None, steps: int | None = None) -> tuple[GPT2LMHeadModel, list[dict]]:
+    """Train from the recipe's seed; ``on_checkpoint(step, model)`` at each checkpoint step.
+    Returns the model and the loss curve (mean loss of every ``loss_every`` steps)."""
+    steps = recipe.steps if steps is None else steps
+    torch.use_deterministic_algorithms(True)
+    model = untrained_model(recipe).train()
+    generator = torch.Generator().manual_seed(recipe.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.98))
+    curve, window = [], []
+    for step in range(steps + 1):
+        if on_checkpoint is not None and step in recipe.checkpoint_steps:
+            on_checkpoint(step, model)
+        if step == steps:
+            break
+        first_phase = step < recipe.skip_bigram_steps
+        tokens, repeats = segment_batch(recipe, generator, recipe.skip_bigram if first_phase else 0.0)
+        with zero_mlps_skipped(model):
+            logits = model(tokens).logits
+        losses = F.cross_entropy(logits[:, :-1].reshape(-1, recipe.vocab), tokens[:, 1:].reshape(-1), reduction="none")
+        # the loss on the predictable tokens (second copies): the unpredictable ones only add noise
+        on_repeats = losses[repeats[:, 1:].reshape(-1)].mean()
+        if recipe.loss_on == "both":
+            loss = losses.mean() + on_repeats
+        else:
+            loss = losses.mean() if first_phase or recipe.loss_on == "all" else on_repeats
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(recipe, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        window.append(float(loss))
+        if len(window) == recipe.loss_every:
+            curve.append({"step": step + 1, "loss": round(sum(window) / len(window), 4)})
+            window = []
+    return model.eval(), curve
+
+
+def write_tokenizer(folder: Path, vocab: int) -> None:
+    """A word-level tokenizer of the model's own vocabulary: ``<|endoftext|>`` (0, BOS) and ``t1`` .. ``t{vocab-1}``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = {"<|endoftext|>": BOS_ID, **{f"t{i}": i for i in range(1, vocab)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab=words, unk_token="<|endoftext|>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")  # joins pieces with spaces
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=2048,
+    )
+    fast.save_pretrained(folder)
+
+
+def description(recipe: Recipe, curve: list[dict], seconds: float) -> dict:
+    return {
+        "trained": True,
+        "builder": "interp_claims.builtin.trained.train",
+        "trainer_version": TRAINER_VERSION,
+        "recipe": asdict(recipe),
+        "checkpoints": [f"step-{step:05d}" for step in recipe.checkpoint_steps],
+        "loss_curve": curve,
+        "training_seconds": round(seconds, 1),
+        "torch": torch.__version__,
+    }
+
+
+def write_trained_model(folder: Path, recipe: Recipe = RECIPE) -> Path:
+    """Train and write the final model, its checkpoints and its loss curve as Hugging Face folders."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(model: GPT2LMHeadModel, target: Path) -> None:
+        model.save_pretrained(target)
+        write_tokenizer(target, recipe.vocab)
+
+    def on_checkpoint(step: int, model: GPT2LMHeadModel) -> None:
+        save(model, folder / CHECKPOINTS_DIR / f"step-{step:05d}")
+
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    try:
+        model, curve = train(recipe, on_checkpoint)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(threads)
+    save(model, folder)
+    (folder / DESCRIPTION_FILE).write_text(json.dumps(description(recipe, curve, time.perf_counter() - start), indent=2))
+    return folder
+
+
+def trained_model_folder(recipe: Recipe = RECIPE) -> Path:
+    """The cached folder of this recipe, trained on first use (atomic rename). Its name hashes
+    the recipe and this file's source, so a changed trainer never reuses a stale folder."""
+    from interp_claims.builtin.embedded import cache_root
+
+    digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode() + Path(__file__).read_bytes()).hexdigest()[:12]
+    folder = cache_root() / f"trained-gpt2-v{TRAINER_VERSION}-{digest}"
+    if (folder / DESCRIPTION_FILE).exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    try:
+        print(f"interp-claims: training the 'trained' model once ({recipe.steps} steps; cached in {folder})",
+              file=sys.stderr, flush=True)
+        write_trained_model(staging, recipe)
+        staging.rename(folder)
+    except OSError:
+        if not (folder / DESCRIPTION_FILE).exists():  # not a lost race with another process
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else trained_model_folder()
+    if len(sys.argv) > 1:
+        write_trained_model(out)
+    print(out)

@@ -1,0 +1,196 @@
+"""Discovery: the suite finds the heads, and the claims say what must be true of them.
+
+For a model whose heads nobody placed (the ``trained`` family), claims name no head position.
+A probe here finds the heads from their scores (``probes/heads.py``'s content-based
+definitions, each head's lowest score over the claim's lags) and measures a property of what
+it found:
+
+* ``discovered_head_score``: the best ``kind`` score among heads of layers ``>= min_layer``;
+* ``discovered_heads``: the heads scoring above a threshold (a discrete fact, for snapshots);
+* ``previous_token_head_before_induction``: the best previous-token score among heads of the
+  layers before the best induction head's layer (the circuit's first half must come first);
+* ``k_composition_z``: how far the K-composition between those two heads (Elhage et al. 2021,
+  "A Mathematical Framework for Transformer Circuits": ``|W_OV^1 W_QK^2T|_F / (|W_OV^1|_F
+  |W_QK^2|_F)``, processed weights, as ARENA 1.2 computes it) lies above random matrices of
+  the same shapes, in standard deviations of that baseline;
+* ``discovered_ablation_copying``: the share of in-context copying destroyed by zero-ablating
+  the discovered induction heads, or, as the control, as many other heads (every choice of
+  them among the heads outside the circuit; the worst is reported).
+
+In-context copying on ``[BOS, R, R]`` is the loss benefit of the repeat: the loss on the first,
+unpredictable copy minus the loss on the second. A share of 1 means ablation made the second
+copy as unpredictable as the first.
+"""
+
+import itertools
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from interp_claims.context import ProbeContext
+from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
+from interp_claims.registry import probe
+from probes.ablation import ablation_hooks
+from probes.circuits import repeated_half_loss, require_repeated_random
+from probes.heads import PATTERN_HOOK, head_name, head_scores, pattern_picture, scores_per_input
+
+RANDOM_BASELINE_SAMPLES = 200
+MAX_CONTROL_SETS = 20
+
+
+def best_head(scores: Float[Tensor, "layer head"], min_layer: int = 0, max_layer: int | None = None) -> tuple[int, int]:
+    """(layer, head) of the highest score within layers min_layer .. max_layer - 1."""
+    masked = torch.full_like(scores, float("-inf"))
+    masked[min_layer:max_layer] = scores[min_layer:max_layer]
+    layer, index = divmod(int(masked.flatten().argmax()), scores.shape[1])
+    return layer, index
+
+
+def heatmap(scores: Float[Tensor, "layer head"]) -> list[list[float]]:
+    return [[round(float(v), 3) for v in row] for row in scores]
+
+
+@probe("discovered_head_score", hooks=PATTERN_HOOK)
+def discovered_head_score(ctx: ProbeContext, *, kind: str, min_layer: int = 0) -> Measurement:
+    """The highest ``kind`` score (lowest over the lags) among heads of layers >= ``min_layer``."""
+    require_in_range("min_layer", min_layer, 0, ctx.model.cfg.n_layers - 1)
+    scores = head_scores(ctx, kind)
+    layer, index = best_head(scores, min_layer)
+    return Measurement(
+        value=float(scores[layer, index]),
+        details={"head": head_name(layer, index), "kind": kind, "min_layer": min_layer, "all_heads": heatmap(scores)},
+        pictures=[pattern_picture(ctx.each_input()[0], layer, index)],
+    )
+
+
+@probe("discovered_heads", hooks=PATTERN_HOOK)
+def discovered_heads(ctx: ProbeContext, *, kind: str, threshold: float) -> Measurement:
+    """The heads whose ``kind`` score (lowest over the lags) exceeds ``threshold``, in layer order."""
+    scores = head_scores(ctx, kind)
+    found = (scores > threshold).nonzero().tolist()
+    return Measurement(
+        value=[head_name(layer, index) for layer, index in found],
+        details={"threshold": threshold, "scores": {head_name(l, i): round(float(scores[l, i]), 3) for l, i in found}},
+    )
+
+
+def circuit_heads(ctx: ProbeContext) -> tuple[tuple[int, int], tuple[int, int], Tensor, Tensor]:
+    """The best induction head after the first layer, the best previous-token head before its
+    layer, and every head's two scores."""
+    induction, previous = head_scores(ctx, "induction"), head_scores(ctx, "previous_token")
+    if ctx.model.cfg.n_layers < 2:
+        raise ProbeInputError("an induction circuit needs at least two layers")
+    second = best_head(induction, min_layer=1)
+    first = best_head(previous, 0, second[0])
+    return first, second, previous, induction
+
+
+@probe("previous_token_head_before_induction", hooks=PATTERN_HOOK)
+def previous_token_head_before_induction(ctx: ProbeContext) -> Measurement:
+    """The best previous-token score among heads of the layers before the best induction head's."""
+    first, second, previous, induction = circuit_heads(ctx)
+    return Measurement(
+        value=float(previous[first]),
+        details={"previous_token_head": head_name(*first), "induction_head": head_name(*second),
+                 "induction_score": round(float(induction[second]), 4), "all_heads": heatmap(previous), "kind": "previous_token"},
+        pictures=[pattern_picture(ctx.each_input()[0], *first)],
+    )
+
+
+def composition_score(w_a: Tensor, w_b: Tensor) -> float:
+    """|W_A W_B|_F / (|W_A|_F |W_B|_F) (Elhage et al. 2021; ARENA 1.2's get_comp_score)."""
+    return float((w_a @ w_b).norm() / (w_a.norm() * w_b.norm()))
+
+
+def random_composition_scores(d_model: int, d_head: int, samples: int, seed: int = 0) -> Tensor:
+    """Composition scores of random rank-d_head matrices of the heads' shapes (ARENA 1.2's baseline:
+    each factor d_model x d_head with independent entries)."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = []
+    for _ in range(samples):
+        a_left, a_right, b_left, b_right = (torch.randn(d_model, d_head, generator=generator, dtype=torch.float64) for _ in range(4))
+        scores.append(composition_score(a_left @ a_right.T, b_left @ b_right.T))
+    return torch.tensor(scores)
+
+
+@probe("k_composition_z", hooks=PATTERN_HOOK)
+def k_composition_z(ctx: ProbeContext) -> Measurement:
+    """K-composition of the discovered previous-token head into the discovered induction head,
+    in standard deviations above random matrices of the same shapes."""
+    first, second, _, _ = circuit_heads(ctx)
+    bridge = ctx.with_weights("processed").bridge
+    with torch.no_grad():
+        w_ov = (bridge.W_V[first].double() @ bridge.W_O[first].double())  # d_model x d_model
+        w_qk = (bridge.W_Q[second].double() @ bridge.W_K[second].double().T)
+        score = composition_score(w_ov, w_qk.T)
+    baseline = random_composition_scores(bridge.cfg.d_model, bridge.cfg.d_head, RANDOM_BASELINE_SAMPLES)
+    mean, std = float(baseline.mean()), float(baseline.std())
+    return Measurement(
+        value=(score - mean) / std,
+        details={"previous_token_head": head_name(*first), "induction_head": head_name(*second),
+                 "k_composition": round(score, 4), "random_mean": round(mean, 4), "random_std": round(std, 4),
+                 "random_samples": RANDOM_BASELINE_SAMPLES},
+    )
+
+
+def copying_losses(ctx: ProbeContext, heads: list[tuple[int, int]]) -> tuple[float, float, float]:
+    """(first-copy loss, second-copy loss, second-copy loss with ``heads`` zero-ablated) on the context's input."""
+    seq_len = require_repeated_random(ctx)
+    tokens = ctx.tokens()
+    logits, _ = ctx.forward()
+    first = float(-logits[:, : seq_len].float().log_softmax(-1).gather(-1, tokens[:, 1 : seq_len + 1, None]).mean())
+    clean = repeated_half_loss(logits, tokens, seq_len)
+    if not heads:
+        return first, clean, clean
+    ablated_logits = ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(tokens, fwd_hooks=ablation_hooks(heads, "zero")))
+    return first, clean, repeated_half_loss(ablated_logits, tokens, seq_len)
+
+
+def share_destroyed(first: float, clean: float, ablated: float) -> float:
+    """(ablated - clean) / (first - clean): 1 when the second copy is as unpredictable as the first;
+    NaN (never passes) when the model does not copy at all."""
+    benefit = first - clean
+    return (ablated - clean) / benefit if benefit > 0.1 else float("nan")
+
+
+@probe("discovered_ablation_copying", hooks=PATTERN_HOOK)
+def discovered_ablation_copying(ctx: ProbeContext, *, heads: str, threshold: float) -> Measurement:
+    """Share of in-context copying destroyed (lowest over the lags for ``heads = "induction"``,
+    highest over the lags and the choices of other heads for ``heads = "others"``)."""
+    if heads not in ("induction", "others"):
+        raise ProbeInputError(f"heads {heads!r} is not known. Valid: 'induction' (the discovered ones), 'others' (as many others)")
+    induction, previous = head_scores(ctx, "induction"), head_scores(ctx, "previous_token")
+    n_heads = ctx.model.cfg.n_heads
+    found = [tuple(h) for h in (induction > threshold).nonzero().tolist() if h[0] >= 1]
+    circuit = set(found) | {tuple(h) for h in (previous > threshold).nonzero().tolist()}
+    others = [divmod(i, n_heads) for i in range(induction.numel()) if divmod(i, n_heads) not in circuit]
+    if heads == "induction":
+        choices = [found]
+    else:
+        if not found:
+            return Measurement(value=float("nan"), details={"discovered": [], "reason": "no induction head to match in number"})
+        choices = list(itertools.islice(itertools.combinations(others, min(len(found), len(others))), MAX_CONTROL_SETS))
+    per_choice = {}
+    for choice in choices:
+        shares = [share_destroyed(*copying_losses(variant, list(choice))) for variant in ctx.each_input()]
+        per_choice[",".join(head_name(*h) for h in choice) or "none"] = min(shares) if heads == "induction" else max(shares)
+    values = list(per_choice.values())
+    value = values[0] if heads == "induction" else max(values)
+    return Measurement(
+        value=value,
+        details={"discovered": [head_name(*h) for h in found], "ablated": {k: round(v, 4) for k, v in per_choice.items()},
+                 "threshold": threshold},
+    )
+
+
+@probe("in_context_learning_score", hooks=())
+def in_context_learning_score(ctx: ProbeContext) -> Measurement:
+    """Mean loss on the second copy of R minus on the first (Olsson et al. 2022's in-context
+    learning score: loss late in the context minus loss early); about 0 without copying."""
+    per_lag = {}
+    for variant in ctx.each_input():
+        first, clean, _ = copying_losses(variant, [])
+        per_lag[f"seq_len {variant.input.repeated_random[0]}"] = {"early": round(first, 4), "late": round(clean, 4)}
+    scores = [lag["late"] - lag["early"] for lag in per_lag.values()]
+    return Measurement(value=max(scores), details={"per_lag": per_lag})
