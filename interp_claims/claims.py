@@ -257,9 +257,9 @@ def load_claim_file(path: Path) -> list[Claim]:
             raise error("a numeric threshold needs a `justification` (why this number, from where)")
         if row["expect"]["op"] == "snapshot" and "*" in row["models"]:
             raise error("a snapshot claim must list its model families: one snapshot is kept per family")
+        _validate_checkpoints(row, error)
         if "across" in row and (row["across"] not in AXES or row["expect"]["op"] not in ("<", "<=")):
             raise error(f"across {row['across']!r} needs one of {', '.join(AXES)} and an upper bound (op < or <=) on the difference")
-        _validate_checkpoints(row, error)
         spec = PROBES[row["probe"]]
         if spec.needs_forward and "input" not in row:
             raise error(f"probe {row['probe']!r} runs the model: the claim needs an `input` table")

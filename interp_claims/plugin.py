@@ -246,7 +246,9 @@ class ClaimSession:
         from interp_claims.measurement import ProbeInputError
         from interp_claims.session import ModelSession
 
-        self.model(combo=combo)  # skips, or ends the session, when the model cannot be had
+        self.prepare(combo)  # its files, not its model: the checkpoints are other models
+        if combo.unavailable is not None:
+            pytest.skip(combo.unavailable)
         done = self.checkpoint_results.setdefault(combo.index, {})
         if claim.id not in done:
             pending = [c for c in self.checkpoint_claims.get(combo.index, []) if c.id not in done]

@@ -8,20 +8,25 @@ it found:
 * ``discovered_head_score``: the best ``kind`` score among heads of layers ``>= min_layer``;
 * ``discovered_heads``: the heads scoring above a threshold (a discrete fact, for snapshots);
 * ``previous_token_head_before_induction``: the best previous-token score among heads of the
-  layers before the best induction head's layer (the circuit's first half must come first);
-* ``k_composition_z``: how far the K-composition between those two heads (Elhage et al. 2021,
-  "A Mathematical Framework for Transformer Circuits": ``|W_OV^1 W_QK^2T|_F / (|W_OV^1|_F
-  |W_QK^2|_F)``, processed weights, as ARENA 1.2 computes it) lies above random matrices of
-  the same shapes, in standard deviations of that baseline;
+  layers before the best induction (or ``kind``) head's layer (the circuit's first half must
+  come first);
+* ``k_composition_z``: the strongest K-composition into that head from a head of an earlier
+  layer (Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits":
+  ``|W_OV^1 W_QK^2T|_F / (|W_OV^1|_F |W_QK^2|_F)``, processed weights, as ARENA 1.2 computes
+  it), in standard deviations above random matrices of the same shapes;
 * ``discovered_ablation_copying``: the share of in-context copying destroyed by zero-ablating
-  the discovered induction heads, or, as the control, as many other heads (every choice of
-  them among the heads outside the circuit; the worst is reported).
+  the discovered heads, or, as the control, as many heads outside the circuit (every choice
+  of them; the worst is reported).
+
+``kind`` is a score kind of ``probes/heads.py``: ``induction`` by default, or
+``shifted_induction`` for heads that copy from two after the earlier occurrence.
 
 In-context copying on ``[BOS, R, R]`` is the loss benefit of the repeat: the loss on the first,
 unpredictable copy minus the loss on the second. A share of 1 means ablation made the second
 copy as unpredictable as the first.
 """
 
+import functools
 import itertools
 
 import torch
@@ -65,35 +70,38 @@ def discovered_head_score(ctx: ProbeContext, *, kind: str, min_layer: int = 0) -
 
 
 @probe("discovered_heads", hooks=PATTERN_HOOK)
-def discovered_heads(ctx: ProbeContext, *, kind: str, threshold: float) -> Measurement:
-    """The heads whose ``kind`` score (lowest over the lags) exceeds ``threshold``, in layer order."""
-    scores = head_scores(ctx, kind)
-    found = (scores > threshold).nonzero().tolist()
-    return Measurement(
-        value=[head_name(layer, index) for layer, index in found],
-        details={"threshold": threshold, "scores": {head_name(l, i): round(float(scores[l, i]), 3) for l, i in found}},
-    )
+def discovered_heads(ctx: ProbeContext, *, kinds: list[str], threshold: float) -> Measurement:
+    """Per score kind, the heads whose score (lowest over the lags) exceeds ``threshold``, in layer order."""
+    if not kinds:
+        raise ProbeInputError("kinds is empty: name score kinds, e.g. ['induction', 'previous_token']")
+    found, scores_found = {}, {}
+    for kind in kinds:
+        scores = head_scores(ctx, kind)
+        heads = (scores > threshold).nonzero().tolist()
+        found[kind] = [head_name(layer, index) for layer, index in heads]
+        scores_found.update({f"{kind} {head_name(l, i)}": round(float(scores[l, i]), 3) for l, i in heads})
+    return Measurement(value=found, details={"threshold": threshold, "scores": scores_found})
 
 
-def circuit_heads(ctx: ProbeContext) -> tuple[tuple[int, int], tuple[int, int], Tensor, Tensor]:
-    """The best induction head after the first layer, the best previous-token head before its
+def circuit_heads(ctx: ProbeContext, kind: str) -> tuple[tuple[int, int], tuple[int, int], Tensor, Tensor]:
+    """The best ``kind`` head after the first layer, the best previous-token head before its
     layer, and every head's two scores."""
-    induction, previous = head_scores(ctx, "induction"), head_scores(ctx, "previous_token")
     if ctx.model.cfg.n_layers < 2:
-        raise ProbeInputError("an induction circuit needs at least two layers")
-    second = best_head(induction, min_layer=1)
+        raise ProbeInputError("a two-layer circuit needs at least two layers")
+    copying, previous = head_scores(ctx, kind), head_scores(ctx, "previous_token")
+    second = best_head(copying, min_layer=1)
     first = best_head(previous, 0, second[0])
-    return first, second, previous, induction
+    return first, second, previous, copying
 
 
 @probe("previous_token_head_before_induction", hooks=PATTERN_HOOK)
-def previous_token_head_before_induction(ctx: ProbeContext) -> Measurement:
-    """The best previous-token score among heads of the layers before the best induction head's."""
-    first, second, previous, induction = circuit_heads(ctx)
+def previous_token_head_before_induction(ctx: ProbeContext, *, kind: str = "induction") -> Measurement:
+    """The best previous-token score among heads of the layers before the best ``kind`` head's."""
+    first, second, previous, copying = circuit_heads(ctx, kind)
     return Measurement(
         value=float(previous[first]),
-        details={"previous_token_head": head_name(*first), "induction_head": head_name(*second),
-                 "induction_score": round(float(induction[second]), 4), "all_heads": heatmap(previous), "kind": "previous_token"},
+        details={"previous_token_head": head_name(*first), f"{kind}_head": head_name(*second),
+                 f"{kind}_score": round(float(copying[second]), 4), "all_heads": heatmap(previous), "kind": "previous_token"},
         pictures=[pattern_picture(ctx.each_input()[0], *first)],
     )
 
@@ -103,6 +111,7 @@ def composition_score(w_a: Tensor, w_b: Tensor) -> float:
     return float((w_a @ w_b).norm() / (w_a.norm() * w_b.norm()))
 
 
+@functools.lru_cache(maxsize=8)
 def random_composition_scores(d_model: int, d_head: int, samples: int, seed: int = 0) -> Tensor:
     """Composition scores of random rank-d_head matrices of the heads' shapes (ARENA 1.2's baseline:
     each factor d_model x d_head with independent entries)."""
@@ -114,22 +123,35 @@ def random_composition_scores(d_model: int, d_head: int, samples: int, seed: int
     return torch.tensor(scores)
 
 
-@probe("k_composition_z", hooks=PATTERN_HOOK)
-def k_composition_z(ctx: ProbeContext) -> Measurement:
-    """K-composition of the discovered previous-token head into the discovered induction head,
-    in standard deviations above random matrices of the same shapes."""
-    first, second, _, _ = circuit_heads(ctx)
+def k_composition_z_scores(ctx: ProbeContext, head: tuple[int, int]) -> dict[tuple[int, int], float]:
+    """K-composition of every head of the earlier layers into ``head``, in standard deviations
+    above random matrices of the same shapes."""
     bridge = ctx.with_weights("processed").bridge
-    with torch.no_grad():
-        w_ov = (bridge.W_V[first].double() @ bridge.W_O[first].double())  # d_model x d_model
-        w_qk = (bridge.W_Q[second].double() @ bridge.W_K[second].double().T)
-        score = composition_score(w_ov, w_qk.T)
     baseline = random_composition_scores(bridge.cfg.d_model, bridge.cfg.d_head, RANDOM_BASELINE_SAMPLES)
     mean, std = float(baseline.mean()), float(baseline.std())
+    with torch.no_grad():
+        w_qk = bridge.W_Q[head].double() @ bridge.W_K[head].double().T  # d_model x d_model
+        scores = {}
+        for layer in range(head[0]):
+            for index in range(bridge.cfg.n_heads):
+                w_ov = bridge.W_V[layer, index].double() @ bridge.W_O[layer, index].double()
+                scores[(layer, index)] = (composition_score(w_ov, w_qk.T) - mean) / std
+    return scores
+
+
+@probe("k_composition_z", hooks=PATTERN_HOOK)
+def k_composition_z(ctx: ProbeContext, *, kind: str = "induction") -> Measurement:
+    """The strongest K-composition into the discovered ``kind`` head from a head of an earlier
+    layer, in standard deviations above random matrices of the same shapes (the heads it reads
+    its keys from are found, not assumed: an induction head reads a previous-token head)."""
+    _, second, previous, _ = circuit_heads(ctx, kind)
+    scores = k_composition_z_scores(ctx, second)
+    first = max(scores, key=scores.get)
     return Measurement(
-        value=(score - mean) / std,
-        details={"previous_token_head": head_name(*first), "induction_head": head_name(*second),
-                 "k_composition": round(score, 4), "random_mean": round(mean, 4), "random_std": round(std, 4),
+        value=scores[first],
+        details={"composing_head": head_name(*first), f"{kind}_head": head_name(*second),
+                 "previous_token_score_of_composing_head": round(float(previous[first]), 4),
+                 "z_per_head": {head_name(*h): round(z, 2) for h, z in scores.items()},
                  "random_samples": RANDOM_BASELINE_SAMPLES},
     )
 
@@ -155,32 +177,37 @@ def share_destroyed(first: float, clean: float, ablated: float) -> float:
 
 
 @probe("discovered_ablation_copying", hooks=PATTERN_HOOK)
-def discovered_ablation_copying(ctx: ProbeContext, *, heads: str, threshold: float) -> Measurement:
-    """Share of in-context copying destroyed (lowest over the lags for ``heads = "induction"``,
-    highest over the lags and the choices of other heads for ``heads = "others"``)."""
+def discovered_ablation_copying(ctx: ProbeContext, *, heads: str, threshold: float, kind: str = "induction") -> Measurement:
+    """Share of in-context copying destroyed by zero-ablating the discovered ``kind`` heads after
+    the first layer (score > ``threshold``; lowest share over the lags), or, with ``heads =
+    "others"``, as many heads outside the circuit (highest share over the lags and over every
+    choice of them). The circuit: the ``kind`` heads, the previous-token heads (score >
+    ``threshold``) and the heads they K-compose with (z > 3)."""
     if heads not in ("induction", "others"):
         raise ProbeInputError(f"heads {heads!r} is not known. Valid: 'induction' (the discovered ones), 'others' (as many others)")
-    induction, previous = head_scores(ctx, "induction"), head_scores(ctx, "previous_token")
+    copying, previous = head_scores(ctx, kind), head_scores(ctx, "previous_token")
     n_heads = ctx.model.cfg.n_heads
-    found = [tuple(h) for h in (induction > threshold).nonzero().tolist() if h[0] >= 1]
+    found = [tuple(h) for h in (copying > threshold).nonzero().tolist() if h[0] >= 1]
     circuit = set(found) | {tuple(h) for h in (previous > threshold).nonzero().tolist()}
-    others = [divmod(i, n_heads) for i in range(induction.numel()) if divmod(i, n_heads) not in circuit]
+    for head in found:
+        circuit |= {h for h, z in k_composition_z_scores(ctx, head).items() if z > 3}
+    others = [divmod(i, n_heads) for i in range(copying.numel()) if divmod(i, n_heads) not in circuit]
     if heads == "induction":
         choices = [found]
     else:
-        if not found:
-            return Measurement(value=float("nan"), details={"discovered": [], "reason": "no induction head to match in number"})
+        if not found or not others:
+            return Measurement(value=float("nan"), details={"discovered": [head_name(*h) for h in found],
+                                                            "reason": "no discovered head, or no head outside the circuit"})
         choices = list(itertools.islice(itertools.combinations(others, min(len(found), len(others))), MAX_CONTROL_SETS))
     per_choice = {}
     for choice in choices:
         shares = [share_destroyed(*copying_losses(variant, list(choice))) for variant in ctx.each_input()]
         per_choice[",".join(head_name(*h) for h in choice) or "none"] = min(shares) if heads == "induction" else max(shares)
     values = list(per_choice.values())
-    value = values[0] if heads == "induction" else max(values)
     return Measurement(
-        value=value,
-        details={"discovered": [head_name(*h) for h in found], "ablated": {k: round(v, 4) for k, v in per_choice.items()},
-                 "threshold": threshold},
+        value=values[0] if heads == "induction" else max(values),
+        details={"kind": kind, "discovered": [head_name(*h) for h in found], "circuit": sorted(head_name(*h) for h in circuit),
+                 "ablated": {k: round(v, 4) for k, v in per_choice.items()}, "threshold": threshold},
     )
 
 

@@ -9,7 +9,13 @@ its detection patterns, ``transformer_lens/head_detector.py``): for a query posi
   and Induction Heads": "attend to the token that followed the previous occurrence");
 * duplicate_token: key positions k < q with ``token[k] == token[q]``: the earlier occurrences
   themselves (Wang et al. 2022, arXiv 2211.00593, duplicate-token heads);
-* previous_token: k = q - 1 (a positional behaviour by definition).
+* previous_token: k = q - 1 (a positional behaviour by definition);
+* shifted_induction: key positions k with ``token[k-2] == token[q]`` and ``k - 2 < q``: the token
+  *two* after an earlier occurrence of the current token. A head that attends there and reads
+  the answer through a previous-token head at k also copies in context, one position later
+  than an induction head does; the model trained here learned exactly that
+  (``fixtures/claims/trained.toml``). Kept apart from ``induction`` so that neither passes for
+  the other.
 
 A head's score is the attention it puts on the targets, summed over targets and averaged
 over the query positions that have any (BOS queries excluded). On ``[BOS, R, R]`` with R of
@@ -32,7 +38,7 @@ from interp_claims.measurement import AttentionPicture, Measurement, ProbeInputE
 from interp_claims.registry import probe
 
 PATTERN_HOOK = ("attn.hook_pattern",)
-SCORE_KINDS = ("induction", "previous_token", "duplicate_token")
+SCORE_KINDS = ("induction", "previous_token", "duplicate_token", "shifted_induction")
 
 
 def parse_head(head: str, n_layers: int, n_heads: int) -> tuple[int, int]:
@@ -48,7 +54,7 @@ def parse_head(head: str, n_layers: int, n_heads: int) -> tuple[int, int]:
 
 def arena_offset(kind: str, seq_len: int) -> int:
     """The diagonal of ARENA 1.2's stripe score for ``kind`` on ``[BOS, R, R]``."""
-    offsets = {"induction": 1 - seq_len, "previous_token": -1, "duplicate_token": -seq_len}
+    offsets = {"induction": 1 - seq_len, "previous_token": -1, "duplicate_token": -seq_len, "shifted_induction": 2 - seq_len}
     if kind not in offsets:
         raise ProbeInputError(f"score kind {kind!r} is not known. Valid: {', '.join(SCORE_KINDS)}.")
     return offsets[kind]
@@ -65,6 +71,10 @@ def target_mask(tokens: Int[Tensor, "batch pos"], kind: str, bos_id: int) -> Boo
         after_same = torch.zeros_like(same)
         after_same[:, :, 1:] = same[:, :, :-1]  # token[q] == token[k - 1]
         mask = after_same & (key <= query)
+    elif kind == "shifted_induction":
+        two_after_same = torch.zeros_like(same)
+        two_after_same[:, :, 2:] = same[:, :, :-2]  # token[q] == token[k - 2]
+        mask = two_after_same & (key <= query)
     elif kind == "previous_token":
         mask = (key == query - 1).expand_as(same).clone()
     else:

@@ -49,6 +49,13 @@ def test_each_expands_into_one_claim_per_value(tmp_path):
         (('kind = "behaviour"', 'kind = "vibe"'), "kind 'vibe' is not known. Valid: sanity, behaviour"),
         (('kind = "behaviour"\n', ""), "missing field(s) kind"),
         (("seq_len = 5,", "seq_len = [5, 5],"), "seq_len must be a number or a list of distinct numbers"),
+        (('kind = "behaviour"', 'kind = "behaviour"\nacross = "colour"'), "across 'colour' needs one of dtype, device"),
+        (('kind = "behaviour"', 'kind = "behaviour"\nacross = "dtype"'), "and an upper bound (op < or <=)"),
+        (('kind = "behaviour"', 'kind = "behaviour"\ncheckpoints = "all"'), "needs `at`, one of first, last, change, each"),
+        (('kind = "behaviour"', 'kind = "behaviour"\ncheckpoints = []\nat = "last"'), "checkpoints must be \"all\" or a non-empty list"),
+        (('kind = "behaviour"', 'kind = "behaviour"\ncheckpoints = "all"\nat = "each"\nacross = "dtype"'), "over checkpoints or across combinations, not both"),
+        (('value = 0.4', 'value = 0.4, rounding_steps = -1'), "rounding_steps must be a non-negative integer"),
+        (('value = 0.4', 'value = "probability", rounding_steps = 2'), "rounding_steps widens a numeric one-sided bound"),
     ],
 )
 def test_malformed_claims_name_file_row_and_problem(tmp_path, change, message):
