@@ -5,9 +5,15 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The suite runs that tests start in subprocesses use this session's --device and --dtype."""
+    """The suite runs that tests start in subprocesses use this session's --device and --dtype,
+    and this session's cache of built models: pytester points HOME at a temporary folder, and a
+    subprocess would otherwise build (or train) the models again."""
+    import os
+
+    from interp_claims.builtin.embedded import cache_root
     from tests import helpers
 
+    os.environ.setdefault("INTERP_CLAIMS_CACHE", str(cache_root()))
     helpers.SESSION_ARGS[:] = [
         *(["--device", config.option.device] if getattr(config.option, "device", None) else []),
         *(["--dtype", config.option.dtype] if getattr(config.option, "dtype", "float32") != "float32" else []),
