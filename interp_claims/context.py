@@ -138,7 +138,7 @@ class ForwardRunner:
             logits, cache = self.timed(
                 lambda: self.model.bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith(tuple(names)))
             )
-            cached = ForwardResult(logits, dict(cache.items()), names, bool(torch.isfinite(logits).all()))
+            cached = ForwardResult(logits, dict(cache.items()), names, all_finite(logits))
             self._results[spec.key] = cached
         if check_finite and not cached.finite:
             check_finite_logits(cached.logits, spec)
@@ -173,6 +173,12 @@ class ForwardRunner:
         self.stats.seconds += time.perf_counter() - start
         self.stats.passes += 1
         return result
+
+
+def all_finite(logits: Tensor) -> bool:
+    """Whether every logit is finite: one float32 sum first (NaN or inf anywhere makes it
+    non-finite; finite logits cannot overflow it), the element-wise check only when it is not."""
+    return bool(torch.isfinite(logits.sum(dtype=torch.float32))) or bool(torch.isfinite(logits).all())
 
 
 class NonFiniteLogits(FloatingPointError):

@@ -72,9 +72,9 @@ def logit_attribution_on(ctx: ProbeContext, layer: int, index: int) -> float:
     z: Float[Tensor, "batch pos d_head"] = cache[f"blocks.{layer}.attn.hook_z"][:, positions, index].double()
     scale: Float[Tensor, "batch pos 1"] = cache["ln_final.hook_scale"][:, positions].double()
     out = (z @ ctx.bridge.W_O[layer, index].double()) / scale  # the head's share of the normalised residual
-    w_u = ctx.bridge.W_U.double()  # [d_model, vocab]
-    correct = (out * w_u.T[tokens[:, positions + 1]]).sum(dim=-1)  # logit of the true next token
-    mean = out @ w_u.mean(dim=1)  # mean logit over the vocabulary
+    w_u = ctx.bridge.W_U  # [d_model, vocab]: only the columns read are taken to float64
+    correct = (out * w_u.T[tokens[:, positions + 1]].double()).sum(dim=-1)  # logit of the true next token
+    mean = out @ w_u.mean(dim=1, dtype=torch.float64)  # mean logit over the vocabulary
     return float((correct - mean).mean().detach())
 
 

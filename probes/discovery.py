@@ -106,9 +106,18 @@ def previous_token_head_before_induction(ctx: ProbeContext, *, kind: str = "indu
     )
 
 
-def composition_score(w_a: Tensor, w_b: Tensor) -> float:
-    """|W_A W_B|_F / (|W_A|_F |W_B|_F) (Elhage et al. 2021; ARENA 1.2's get_comp_score)."""
-    return float((w_a @ w_b).norm() / (w_a.norm() * w_b.norm()))
+def composition_score(a_left: Tensor, a_right: Tensor, b_left: Tensor, b_right: Tensor) -> float:
+    """|W_A W_B|_F / (|W_A|_F |W_B|_F) (Elhage et al. 2021; ARENA 1.2's get_comp_score) for
+    W_A = a_left a_right^T and W_B = b_left b_right^T (each factor d_model x d_head), computed
+    through d_head x d_head Gram matrices: |L C R^T|_F^2 = tr(L^T L C R^T R C^T)."""
+    def gram(x: Tensor) -> Tensor:
+        return x.T @ x
+
+    middle = a_right.T @ b_left
+    product = torch.trace(gram(a_left) @ middle @ gram(b_right) @ middle.T)
+    norm_a = torch.trace(gram(a_left) @ gram(a_right))
+    norm_b = torch.trace(gram(b_left) @ gram(b_right))
+    return float((product / (norm_a * norm_b)).sqrt())
 
 
 @functools.lru_cache(maxsize=8)
@@ -116,11 +125,8 @@ def random_composition_scores(d_model: int, d_head: int, samples: int, seed: int
     """Composition scores of random rank-d_head matrices of the heads' shapes (ARENA 1.2's baseline:
     each factor d_model x d_head with independent entries)."""
     generator = torch.Generator().manual_seed(seed)
-    scores = []
-    for _ in range(samples):
-        a_left, a_right, b_left, b_right = (torch.randn(d_model, d_head, generator=generator, dtype=torch.float64) for _ in range(4))
-        scores.append(composition_score(a_left @ a_right.T, b_left @ b_right.T))
-    return torch.tensor(scores)
+    factors = lambda: torch.randn(d_model, d_head, generator=generator, dtype=torch.float64)  # noqa: E731
+    return torch.tensor([composition_score(factors(), factors(), factors(), factors()) for _ in range(samples)])
 
 
 def k_composition_z_scores(ctx: ProbeContext, head: tuple[int, int]) -> dict[tuple[int, int], float]:
@@ -129,13 +135,13 @@ def k_composition_z_scores(ctx: ProbeContext, head: tuple[int, int]) -> dict[tup
     bridge = ctx.with_weights("processed").bridge
     baseline = random_composition_scores(bridge.cfg.d_model, bridge.cfg.d_head, RANDOM_BASELINE_SAMPLES)
     mean, std = float(baseline.mean()), float(baseline.std())
-    with torch.no_grad():
-        w_qk = bridge.W_Q[head].double() @ bridge.W_K[head].double().T  # d_model x d_model
+    with torch.no_grad():  # W_OV = W_V W_O, and the keys' side W_QK^T = W_K W_Q^T
+        w_q, w_k = bridge.W_Q[head].double(), bridge.W_K[head].double()
         scores = {}
         for layer in range(head[0]):
             for index in range(bridge.cfg.n_heads):
-                w_ov = bridge.W_V[layer, index].double() @ bridge.W_O[layer, index].double()
-                scores[(layer, index)] = (composition_score(w_ov, w_qk.T) - mean) / std
+                w_v, w_o = bridge.W_V[layer, index].double(), bridge.W_O[layer, index].double()
+                scores[(layer, index)] = (composition_score(w_v, w_o.T, w_k, w_q) - mean) / std
     return scores
 
 

@@ -84,13 +84,14 @@ def batch_consistency(ctx: ProbeContext) -> Measurement:
 
 @probe("next_token_logprobs", hooks=())
 def next_token_logprobs(ctx: ProbeContext) -> Measurement:
-    """Log-probabilities over the whole vocabulary at every real position of each prompt
-    (float32, on the CPU), for claims that compare combinations (``across``); the magnitude is
-    the largest |logit|, where the dtype's rounding step is taken."""
+    """log p(actual next token) at every real position of each prompt, in order (float32), for
+    claims that compare combinations (``across``); the magnitude is the largest |logit|, where
+    the dtype's rounding step is taken."""
     logits, _ = ctx.forward()
-    rows = [logits[row, :n].float() for row, n in enumerate(real_positions(ctx, ctx.tokens()))]
-    stacked = torch.cat(rows)
-    return Measurement(
-        value=stacked.log_softmax(dim=-1).cpu(),
-        details={"positions": stacked.shape[0], "magnitude": float(stacked.abs().max())},
-    )
+    tokens = ctx.tokens()
+    log_probs = next_token_log_probs(logits, tokens)
+    values, magnitude = [], 0.0
+    for row, n in enumerate(real_positions(ctx, tokens)):
+        values += log_probs[row, : n - 1].tolist()
+        magnitude = max(magnitude, float(logits[row, :n].abs().max()))
+    return Measurement(value=values, details={"positions": len(values), "magnitude": magnitude})

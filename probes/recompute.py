@@ -94,8 +94,11 @@ def mlp_recompute_error(ctx: ProbeContext, *, layer: int, part: str = "out", wei
     if part not in ("pre", "out"):
         raise ProbeInputError(f"part {part!r} is not an MLP part. Valid: 'pre', 'out'.")
     _, cache = ctx.forward()
-    with torch.no_grad():
-        pre, out = reference_mlp(cache[f"blocks.{layer}.hook_resid_mid"], mlp_parameters(ctx.bridge, layer))
+    with torch.no_grad():  # both parts from one reference computation, shared by the layer's two claims
+        pre, out = ctx.runner.derived(
+            ctx.input, f"reference_mlp:{layer}",
+            lambda: reference_mlp(cache[f"blocks.{layer}.hook_resid_mid"], mlp_parameters(ctx.bridge, layer)),
+        )
     cached = cache[f"blocks.{layer}.mlp.hook_pre"] if part == "pre" else cache[f"blocks.{layer}.hook_mlp_out"]
     manual = pre if part == "pre" else out
     return Measurement(
