@@ -54,6 +54,7 @@ def test_merge_command_and_bad_report_files(tmp_path):
         read_report(tmp_path / "absent.json")
 
 
+@pytest.mark.slow  # two suite runs in subprocesses (~20 s)
 def test_claims_compare_shows_changes_in_terminal_and_report(pytester, random_gpt2_folder, tmp_path):
     previous = tmp_path / "previous.json"
     args = ("--model", str(random_gpt2_folder), "-k", "normalisation.notebook-prompt or tokenization.vocabulary-size")

@@ -82,6 +82,7 @@ def test_bridge_logits_equal_hugging_face_logits(claims_model):
         torch.testing.assert_close(claims_model.bridge(tokens).float(), hf(tokens).logits.float(), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # a subprocess that builds and reloads the model (~13 s)
 def test_export_cli_writes_a_loadable_folder(tmp_path):
     result = run(sys.executable, "-m", "interp_claims.export", str(tmp_path / "exported"))
     assert result.returncode == 0, result.stderr
