@@ -28,7 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--model",
         action="append",
         default=None,
-        help="model to check: 'embedded' (default, built offline), 'gpt2' (= openai-community/gpt2), "
+        help="model to check: 'embedded' (default, built offline), 'trained' (trained here on first use), "
+        "'gpt2' (= openai-community/gpt2), "
         "another Hugging Face id (the local cache first, then a download), or a model folder path; "
         "repeat it for a matrix of models",
     )
@@ -41,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--model-family",
         default=None,
-        help="which claims apply: 'embedded', 'gpt2' or 'other' (default: inferred from the model)",
+        help="which claims apply: 'embedded', 'trained', 'gpt2' or 'other' (default: inferred from the model)",
     )
     group.addoption(
         "--device", default=None,
