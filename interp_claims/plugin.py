@@ -451,6 +451,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup keeps a group on one worker")
     if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return
+    check_rootdir(config)
     session = ClaimSession(config)
     config.stash[SESSION_KEY] = session
     if hasattr(config.option, "warn_unused_snapshots"):
@@ -463,6 +464,25 @@ def pytest_configure(config: pytest.Config) -> None:
     for combo in session.combos:
         config.addinivalue_line("markers", f"{dtype_marker(combo.dtype)}: claims measured in {combo.dtype}")
         config.addinivalue_line("markers", f"{device_marker(combo.device)}: claims measured on {combo.device}")
+
+
+def check_rootdir(config: pytest.Config) -> None:
+    """pytest chooses its rootdir and configuration file before this plugin's options exist, so in
+    ``pytest --model /abs/folder`` it takes the folder for a test path: the rootdir becomes the folder
+    and the project's configuration (addopts, markers, testpaths) is silently skipped. Stop with the remedy."""
+    if config.inipath is not None:
+        return
+    here = config.invocation_params.dir
+    pyproject = here / "pyproject.toml"
+    has_config = (here / "pytest.ini").is_file() or (pyproject.is_file() and "[tool.pytest.ini_options]" in pyproject.read_text())
+    given = {Path(v).expanduser().resolve() for v in (config.option.model or [])}
+    given |= {Path(v).expanduser().resolve().parent for v in config.option.claims}
+    if has_config and config.rootpath in given:
+        raise pytest.UsageError(
+            f"pytest took {config.rootpath} (a --model or --claims value) for its rootdir and skipped the "
+            f"configuration in {here}: pytest reads its configuration before this plugin's options exist. "
+            "Write the option with '=' (--model=/abs/folder, --claims=/abs/file.toml), or add --rootdir=."
+        )
 
 
 def model_marker(family: str) -> str:

@@ -95,13 +95,13 @@ def test_bad_option_is_one_error(args, pattern):
 def test_empty_claims_file_is_one_error(tmp_path):
     empty = tmp_path / "empty.toml"
     empty.write_text("# nothing yet\n")
-    assert_one_error(pytest_from_root("--claims", str(empty)), glob.escape(f"ERROR: {empty}: no [[claim]] tables found"))
+    assert_one_error(pytest_from_root(f"--claims={empty}"), glob.escape(f"ERROR: {empty}: no [[claim]] tables found"))
 
 
 def test_malformed_claim_file_names_file_and_row(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[[claim]]\nid = "x"\nbehaviour = "b"\nkind = "sanity"\nmodels = ["*"]\nprobe = "nope"\nsource = "s"\nexpect = { op = "==", value = 1 }\n')
-    assert_one_error(pytest_from_root("--claims", str(bad)), glob.escape(f"ERROR: {bad}: claim #1 (id 'x'): unknown probe 'nope'. Registered: ") + "*")
+    assert_one_error(pytest_from_root(f"--claims={bad}"), glob.escape(f"ERROR: {bad}: claim #1 (id 'x'): unknown probe 'nope'. Registered: ") + "*")
 
 
 def test_a_model_folder_and_a_claim_file_anywhere_work_from_the_root(random_gpt2_folder, tmp_path):
@@ -112,9 +112,18 @@ def test_a_model_folder_and_a_claim_file_anywhere_work_from_the_root(random_gpt2
         '[[claim]]\nid = "mine.quomatarus"\nbehaviour = "tokenization"\nkind = "sanity"\nmodels = ["*"]\nprobe = "token_count"\n'
         'source = "s"\nparams = { text = " Quomatarus" }\nexpect = { op = "==", value = 4 }\n'
     )
-    result = pytest_from_root("--model", str(random_gpt2_folder), "--claims", str(claims), "-k", "mine")
+    result = pytest_from_root(f"--model={random_gpt2_folder}", f"--claims={claims}", "-k", "mine", "-v")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "1 passed" in result.stdout
+    assert f"rootdir: {ROOT}" in result.stdout and "configfile: pyproject.toml" in result.stdout
+
+
+def test_a_model_folder_as_a_separate_argument_is_one_error_with_the_remedy(random_gpt2_folder):
+    """pytest picks its rootdir before the plugin's options exist: `--model /abs` would make the
+    folder the rootdir and skip the project's configuration, so it stops and says to write `--model=`."""
+    result = pytest_from_root("--model", str(random_gpt2_folder))
+    assert result.returncode == 4
+    assert_one_error(result, f"ERROR: pytest took {random_gpt2_folder} (a --model or --claims value) for its rootdir*--model=/abs/folder*")
 
 
 def test_bad_claim_input_fails_that_claim_with_one_line(pytester, random_gpt2_folder, tmp_path):
