@@ -475,11 +475,10 @@ def check_rootdir(config: pytest.Config) -> None:
     here = config.invocation_params.dir
     pyproject = here / "pyproject.toml"
     has_config = (here / "pytest.ini").is_file() or (pyproject.is_file() and "[tool.pytest.ini_options]" in pyproject.read_text())
-    given = {Path(v).expanduser().resolve() for v in (config.option.model or [])}
-    given |= {Path(v).expanduser().resolve().parent for v in config.option.claims}
-    if has_config and config.rootpath in given:
+    paths = [v for v in [*(config.option.model or []), *config.option.claims] if Path(v).expanduser().exists()]
+    if has_config and paths:  # the rootdir came from those paths (it is their ancestor), not from here
         raise pytest.UsageError(
-            f"pytest took {config.rootpath} (a --model or --claims value) for its rootdir and skipped the "
+            f"pytest took {config.rootpath} (from {paths[0]}, a --model or --claims value) for its rootdir and skipped the "
             f"configuration in {here}: pytest reads its configuration before this plugin's options exist. "
             "Write the option with '=' (--model=/abs/folder, --claims=/abs/file.toml), or add --rootdir=."
         )
