@@ -163,6 +163,14 @@ class ForwardRunner:
             self._derived[key] = compute()
         return self._derived[key]
 
+    def from_weights(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A quantity computed from the weights alone (a product over the vocabulary, say),
+        computed once and shared by every claim on this model; freed with the model."""
+        key = (None, name)
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
     def timed(self, forward: Callable[[], Any]) -> Any:
         """Run one forward pass under ``torch.no_grad``, timing it (CUDA synchronised)."""
         synchronize(self.model.device)
@@ -214,6 +222,10 @@ class ProbeContext:
 
     def forward(self, check_finite: bool = True) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Tensor]]:
         return self.runner.run(self._require_input(), self.hooks, check_finite=check_finite)
+
+    def from_weights(self, name: str, compute: Callable[[], Any]) -> Any:
+        """See ``ForwardRunner.from_weights``: computed once per loaded model."""
+        return self.runner.from_weights(name, compute)
 
     def each_input(self) -> list["ProbeContext"]:
         """One context per variant of the claim's input (its other lags): for claims that must hold on each."""

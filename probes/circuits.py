@@ -51,10 +51,9 @@ def ov_copying_score(ctx: ProbeContext, *, head: str) -> Measurement:
     processed = ctx.with_weights("processed")
     bridge = processed.bridge
     layer, index = parse_head(head, bridge.cfg.n_layers, bridge.cfg.n_heads)
-    with torch.no_grad():  # float32 products over the vocabulary, float64 for the small eigenproblem
-        w_e, w_u = bridge.W_E.float(), bridge.W_U.float()
-        w_v, w_o = bridge.W_V[layer, index].float(), bridge.W_O[layer, index].float()
-        reduced = ((w_o @ w_u) @ (w_e @ w_v)).double()  # [d_head, d_head]: the non-zero spectrum of W_E W_V W_O W_U
+    with torch.no_grad():  # the float32 product over the vocabulary once per model, float64 for the eigenproblem
+        w_v, w_o = bridge.W_V[layer, index].double(), bridge.W_O[layer, index].double()
+        reduced = w_o @ unembed_embed(processed) @ w_v  # [d_head, d_head]: the non-zero spectrum of W_E W_V W_O W_U
         eigenvalues = torch.linalg.eigvals(reduced)
     magnitude = float(eigenvalues.abs().sum())
     score = float(eigenvalues.real.sum()) / magnitude if magnitude > 0 else 0.0
@@ -63,6 +62,19 @@ def ov_copying_score(ctx: ProbeContext, *, head: str) -> Measurement:
         details={"definition": "sum(eigenvalues)/sum(|eigenvalues|) of W_E W_V W_O W_U (Elhage et al. 2021), processed weights",
                  "eigenvalue_magnitude_sum": round(magnitude, 4)},
     )
+
+
+def unembed_embed(ctx: ProbeContext) -> Float[Tensor, "d_model d_model"]:
+    """W_U W_E, the sum over the vocabulary inside every head's full OV circuit (float32
+    accumulation, kept in float64), computed once per model and shared by every head's claim."""
+    bridge = ctx.bridge
+    return ctx.from_weights("W_U @ W_E", lambda: (bridge.W_U.float() @ bridge.W_E.float()).double())
+
+
+def mean_unembedding(ctx: ProbeContext) -> Float[Tensor, " d_model"]:
+    """The unembedding's mean over the vocabulary (float64), once per model: a head's logit
+    attribution is measured against its mean logit."""
+    return ctx.from_weights("mean W_U", lambda: ctx.bridge.W_U.mean(dim=1, dtype=torch.float64))
 
 
 def logit_attribution_on(ctx: ProbeContext, layer: int, index: int) -> float:
@@ -74,7 +86,7 @@ def logit_attribution_on(ctx: ProbeContext, layer: int, index: int) -> float:
     out = (z @ ctx.bridge.W_O[layer, index].double()) / scale  # the head's share of the normalised residual
     w_u = ctx.bridge.W_U  # [d_model, vocab]: only the columns read are taken to float64
     correct = (out * w_u.T[tokens[:, positions + 1]].double()).sum(dim=-1)  # logit of the true next token
-    mean = out @ w_u.mean(dim=1, dtype=torch.float64)  # mean logit over the vocabulary
+    mean = out @ mean_unembedding(ctx)  # mean logit over the vocabulary
     return float((correct - mean).mean().detach())
 
 
@@ -99,8 +111,9 @@ def repeated_half_loss(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Ten
 def ablation_increase_on(ctx: ProbeContext, layer: int, index: int) -> dict[str, float]:
     seq_len, tokens = repeated_half(ctx)
     clean_logits, _ = ctx.forward()
+    clean = ctx.runner.derived(ctx.input, "repeated_half_loss", lambda: repeated_half_loss(clean_logits, tokens, seq_len))
     ablated_logits = ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(tokens, fwd_hooks=ablation_hooks([(layer, index)], "zero")))
-    clean, ablated = repeated_half_loss(clean_logits, tokens, seq_len), repeated_half_loss(ablated_logits, tokens, seq_len)
+    ablated = repeated_half_loss(ablated_logits, tokens, seq_len)
     return {"clean": clean, "ablated": ablated, "increase": ablated - clean}
 
 

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp_claims.context import InputSpec, ProbeContext
+from interp_claims.context import InputSpec, ProbeContext, all_finite
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
 
@@ -21,7 +21,7 @@ def real_positions(ctx: ProbeContext, tokens: Int[Tensor, "batch pos"]) -> list[
 def probability_sum_deviation(ctx: ProbeContext) -> Measurement:
     """max |sum softmax(logits) - 1| over every position of every prompt; inf if any logit is not finite."""
     logits, _ = ctx.forward(check_finite=False)
-    n_nonfinite = int((~torch.isfinite(logits)).sum())
+    n_nonfinite = 0 if all_finite(logits) else int((~torch.isfinite(logits)).sum())
     sums = logits.softmax(dim=-1).sum(dim=-1, dtype=torch.float64)
     deviation = float((sums - 1).abs().max()) if n_nonfinite == 0 else float("inf")
     return Measurement(
