@@ -10,7 +10,7 @@ def pytest_configure(config: pytest.Config) -> None:
     subprocess would otherwise build (or train) the models again."""
     import os
 
-    from interp_claims.builtin.embedded import cache_root
+    from interp_claims.builtin.cache import cache_root
     from tests import helpers
 
     os.environ.setdefault("INTERP_CLAIMS_CACHE", str(cache_root()))

@@ -45,7 +45,6 @@ English tokens, read from ANCHOR, so the model's top-k without a repeat is defin
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -56,6 +55,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from interp_claims.builtin.cache import cache_root
 from interp_claims.builtin.tokenizer_files import ENDOFTEXT_ID, GPT2_VOCAB_SIZE, write_gpt2_tokenizer
 
 # Bump when the construction changes: it names the cached folder.
@@ -340,11 +340,6 @@ def write_planted_model(
     write_gpt2_tokenizer(folder)
     (folder / "planted.json").write_text(json.dumps(layout_description(layout, seed), indent=2))
     return folder
-
-
-def cache_root() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "interp-claims"
-    return Path(os.environ.get("INTERP_CLAIMS_CACHE", default))
 
 
 def planted_model_folder(

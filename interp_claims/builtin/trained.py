@@ -238,7 +238,7 @@ def write_trained_model(folder: Path, recipe: Recipe = RECIPE) -> Path:
 def trained_model_folder(recipe: Recipe = RECIPE) -> Path:
     """The cached folder of this recipe, trained on first use (atomic rename). Its name hashes
     the recipe and this file's source, so a changed trainer never reuses a stale folder."""
-    from interp_claims.builtin.embedded import cache_root
+    from interp_claims.builtin.cache import cache_root
 
     digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode() + Path(__file__).read_bytes()).hexdigest()[:12]
     folder = cache_root() / f"trained-gpt2-v{TRAINER_VERSION}-{digest}"
