@@ -22,7 +22,7 @@ class ModelSession:
 
     def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, weights: str, source: ModelSource):
         self.spec, self.device, self.dtype, self.weights, self.source = spec, device, dtype, weights, source
-        self.precision = pin_precision(dtype)  # recorded in the report's run information
+        self.precision = pin_precision(dtype, device)  # recorded in the report's run information
         self.models: dict[str, LoadedModel] = {}
         self.runners: dict[str, ForwardRunner] = {}
         self.planned: list[Claim] = []

@@ -113,3 +113,31 @@ def test_hub_id_loads_from_a_local_hugging_face_cache(tmp_path, monkeypatch):
     assert (source.folder, source.commit, source.origin) == (snapshot, commit, "cache")
     loaded = load_model(spec, torch.device("cpu"), torch.float32, source=source)
     assert loaded.bridge.to_str_tokens(" Quomatarus") == ["<|endoftext|>", " Qu", "om", "atar", "us"]
+
+
+@pytest.mark.parametrize("weights", ["raw", pytest.param("processed", marks=pytest.mark.slow)])
+def test_reduced_precision_on_the_cpu_stores_weights_matmul_friendly_with_the_same_values(weights, monkeypatch):
+    """On the CPU, a bfloat16 model's matmul weights are laid out for the fast addmm path
+    (``store_matmul_friendly``): the same values as the model loaded without it, and the same
+    logits within one bfloat16 rounding step at their magnitude (another kernel, another order)."""
+    import interp_claims.models as models
+    from interp_claims.builtin.embedded import planted_model_folder
+    from interp_claims.tolerances import rounding_step
+
+    spec, cpu = resolve_model(str(planted_model_folder())), torch.device("cpu")
+    friendly = models.load_model(spec, cpu, torch.bfloat16, weights).bridge
+    monkeypatch.setattr(models, "uses_matmul_friendly_weights", lambda device, dtype: False)
+    as_loaded = models.load_model(spec, cpu, torch.bfloat16, weights).bridge
+    loaded_parameters = dict(as_loaded.named_parameters())
+    for name, parameter in friendly.named_parameters():
+        assert torch.equal(parameter, loaded_parameters[name]), name
+    layouts = [(type(m).__name__, m.weight) for m in friendly.modules() if type(m).__name__ in ("Linear", "Conv1D")]
+    assert any(kind == "Conv1D" for kind, _ in layouts)
+    for kind, weight in layouts:  # the product reads W^T (Linear) or W (Conv1D): its transpose contiguous
+        assert (weight if kind == "Linear" else weight.T).is_contiguous(), kind
+    assert models.store_matmul_friendly(friendly) == 0  # nothing left to change
+
+    tokens = friendly.to_tokens("The cat sat")
+    with torch.no_grad():
+        fast, slow = friendly(tokens).float(), as_loaded(tokens).float()
+    assert (fast - slow).abs().max() <= rounding_step(torch.bfloat16, float(slow.abs().max()))
