@@ -73,13 +73,19 @@ def test_cached_folder_loads_unchanged_with_transformers():
 
 
 def test_bridge_logits_equal_hugging_face_logits(claims_model):
-    """TransformerBridge (raw weights) runs the same network as transformers."""
+    """TransformerBridge (raw weights) runs the same network as transformers, in the session's
+    dtype: equal within the ``logprob`` tolerance at the logits' magnitude (1e-4 in float32; in
+    bfloat16 and float16 the two run other kernels, so up to 4 rounding steps of the largest logit)."""
     from transformers import AutoModelForCausalLM
+
+    from interp_claims.tolerances import tolerance
 
     hf = AutoModelForCausalLM.from_pretrained(claims_model.folder, attn_implementation="eager").eval().to(claims_model.device, claims_model.dtype)
     tokens = claims_model.bridge.to_tokens("When Mary and John went to the store, John gave a drink to")
     with torch.no_grad():
-        torch.testing.assert_close(claims_model.bridge(tokens).float(), hf(tokens).logits.float(), atol=1e-4, rtol=1e-4)
+        bridge_logits, hf_logits = claims_model.bridge(tokens).float(), hf(tokens).logits.float()
+    atol = tolerance("logprob", claims_model.dtype, magnitude=float(hf_logits.abs().max()))
+    torch.testing.assert_close(bridge_logits, hf_logits, atol=atol, rtol=0)
 
 
 @pytest.mark.slow  # a subprocess that builds and reloads the model (~13 s)
