@@ -239,12 +239,12 @@ def resolve_device(requested: str | None) -> torch.device:
 def pin_precision(dtype: torch.dtype, device: torch.device | None = None) -> dict[str, bool | str]:
     """Make a dtype mean what it says on CUDA, and say what was set (for the report).
 
-    float32 claims run in float32: no TF32 matmuls or convolutions (TF32 keeps 10 mantissa bits,
-    a ~1e-3 relative error that float32 tolerances of 1e-4 and 1e-5 do not allow). Reductions in
-    bfloat16/float16 matmuls accumulate in float32 rather than in reduced precision."""
-    if dtype == torch.float32:
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    float32 means float32: no TF32 matmuls or convolutions (TF32 keeps 10 mantissa bits, a ~1e-3
+    relative error that float32 tolerances of 1e-4 and 1e-5 do not allow), for float32 models and
+    for the float32 arithmetic of probes on reduced-precision models (products over the vocabulary,
+    references). Reductions in bfloat16/float16 matmuls accumulate in float32."""
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.backends.cudnn.conv.fp32_precision = "ieee"
     torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
     return {

@@ -28,6 +28,19 @@ CLAIM_TESTS = ROOT / "interp_claims" / "suite" / "test_claims.py"
 SESSION_ARGS: list[str] = []  # this session's --device/--dtype (set by conftest.py), passed on
 
 
+def session_option(name: str, default: str) -> str:
+    """This session's value of ``--dtype``/``--device`` as passed on to the claim runs it starts."""
+    return SESSION_ARGS[SESSION_ARGS.index(name) + 1] if name in SESSION_ARGS else default
+
+
+def combination(model: str) -> str:
+    """The label of ``model`` in a claim run started with ``SESSION_ARGS``: ``model/dtype/device``."""
+    import torch
+
+    device = session_option("--device", "cuda" if torch.cuda.is_available() else "cpu")
+    return f"{model}/{session_option('--dtype', 'float32')}/{device}"
+
+
 def run_claim_tests(pytester, *args: str, root: Path = ROOT):
     """Run the claim tests in a fresh interpreter (jaxtyping's import hook needs one), on this
     session's device and dtype unless ``args`` say otherwise."""

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.helpers import CLAIM_TESTS, ROOT, run, run_claim_tests
+from tests.helpers import CLAIM_TESTS, ROOT, combination, run, run_claim_tests
 
 pytestmark = pytest.mark.slow
 SUBSET = "normalisation or vocabulary or snapshot"
@@ -20,19 +20,20 @@ def test_two_models_one_session_each_claim_per_combination(pytester, random_gpt2
         "-k", SUBSET, "--claims-report", str(report), "-vv",  # -vv: the helper passes -q
     )
     assert result.ret == 1  # the random model fails the behaviour snapshots, as it should
+    random, embedded = combination("random-gpt2"), combination("embedded")
     result.stdout.fnmatch_lines([
-        "*test_claim?normalisation.notebook-prompt@random-gpt2/float32/cpu? PASSED*",
-        "*test_snapshot_claim?topk.notebook-prompt@embedded#random-gpt2/float32/cpu? FAILED*",
-        "*test_claim?normalisation.notebook-prompt@embedded/float32/cpu? PASSED*",
-        "*test_snapshot_claim?topk.notebook-prompt@embedded#embedded/float32/cpu? PASSED*",  # the same snapshot
+        f"*test_claim?normalisation.notebook-prompt@{random}? PASSED*",
+        f"*test_snapshot_claim?topk.notebook-prompt@embedded#{random}? FAILED*",
+        f"*test_claim?normalisation.notebook-prompt@{embedded}? PASSED*",
+        f"*test_snapshot_claim?topk.notebook-prompt@embedded#{embedded}? PASSED*",  # the same snapshot
     ])
     merged = json.loads(report.read_text())
-    assert list(merged["runs"]) == ["random-gpt2/float32/cpu", "embedded/float32/cpu"]
-    assert merged["claims"]["topk.notebook-prompt"]["embedded/float32/cpu"]["passed"] is True
-    assert merged["claims"]["topk.notebook-prompt"]["random-gpt2/float32/cpu"]["passed"] is False
+    assert list(merged["runs"]) == [random, embedded]
+    assert merged["claims"]["topk.notebook-prompt"][embedded]["passed"] is True
+    assert merged["claims"]["topk.notebook-prompt"][random]["passed"] is False
     assert "topk.notebook-prompt" in merged["differs"]
-    for slug in ("random-gpt2-float32-cpu", "embedded-float32-cpu"):
-        per_combination = json.loads((tmp_path / f"matrix-{slug}.json").read_text())
+    for label in (random, embedded):
+        per_combination = json.loads((tmp_path / f"matrix-{label.replace('/', '-').replace(':', '_')}.json").read_text())
         assert per_combination["run"]["forward_passes"] > 0 and per_combination["claims"]
 
 
@@ -60,7 +61,7 @@ def test_a_matrix_entry_that_cannot_load_stops_the_session(pytester, tmp_path):
     (broken / "config.json").write_text("{")
     result = run_claim_tests(pytester, "--model", "embedded", "--model", str(broken), "-k", "normalisation")
     assert result.ret == 4
-    result.stderr.fnmatch_lines([f"ERROR: model '{broken}': the folder {broken} lacks * (matrix entry broken/float32/cpu)"])
+    result.stderr.fnmatch_lines([f"ERROR: model '{broken}': the folder {broken} lacks * (matrix entry {combination('broken')})"])
 
 
 TIGHT_CROSS_CLAIM = """
