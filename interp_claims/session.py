@@ -110,13 +110,18 @@ class ModelSession:
     @contextmanager
     def fresh_passes(self):
         """Within the block, no cached forward pass is reused (the models stay); after it, the
-        session's own passes are back. For measuring the same claim from independent passes."""
+        session's own passes are back (the block's passes still count in ``forward_stats``).
+        For measuring the same claim from independent passes."""
         kept = dict(self.runners)
         try:
             for weights, model in self.models.items():
                 self.runners[weights] = ForwardRunner(model)
             yield
         finally:
+            for weights, runner in self.runners.items():
+                if weights in kept and runner is not kept[weights]:  # replaced by the kept one below
+                    self.freed_passes += runner.stats.passes
+                    self.freed_seconds += runner.stats.seconds
             self.runners.update(kept)
 
     def close(self) -> None:

@@ -128,3 +128,43 @@ def test_offline_without_a_cache_is_an_error_unless_skips_are_asked_for(pytester
     skipped = run_claim_tests(pytester, "--model", "gpt2", "--skip-missing-model", "-k", "tokenization")
     assert skipped.ret == 0
     skipped.stdout.fnmatch_lines(["SKIPPED * needs the model's weights: model 'openai-community/gpt2' *", "*skipped*"])
+
+
+CHECKPOINT_CLAIMS = """
+[[claim]]
+id = "mine.normalised-at-each-revision"
+behaviour = "normalisation"
+kind = "sanity"
+models = ["*"]
+probe = "probability_sum_deviation"
+checkpoints = [{revisions}]
+at = "each"
+source = "a claim over a Hugging Face model's checkpoint revisions (Pythia's step1000 branches, say)"
+justification = "any healthy checkpoint normalises; the point is that each revision is fetched and measured"
+input = {{ text = "The cat sat on the mat" }}
+expect = {{ op = "<=", value = "probability" }}
+"""
+
+
+@pytest.mark.slow
+def test_checkpoints_of_a_hub_model_are_its_revisions(pytester, monkeypatch, hf_home, hub_repo, tmp_path):
+    """A claim with ``checkpoints = ["v1", "main"]`` on a Hub id fetches each revision from the Hub
+    (its commit's files) and measures each; a revision the Hub lacks ends the session naming it."""
+    claims, report = tmp_path / "checkpoints.toml", tmp_path / "r.json"
+    claims.write_text(CHECKPOINT_CLAIMS.format(revisions='"v1", "main"'))
+    with HubServer({REPO_ID: hub_repo}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        result = run_claim_tests(pytester, "--model", REPO_ID, f"--claims={claims}", "-k", "mine.",
+                                 "--claims-report", str(report))
+        requested = [r for r in hub.requests if "/resolve/" in r and r.endswith("model.safetensors")]
+        claims.write_text(CHECKPOINT_CLAIMS.format(revisions='"v1", "v9"'))
+        missing = run_claim_tests(pytester, "--model", REPO_ID, f"--claims={claims}", "-k", "mine.")
+    assert result.ret == 0, result.stdout.str()[-3000:] + result.stderr.str()[-3000:]
+    (claim,) = json.loads(report.read_text())["claims"]
+    assert [name for name, _ in claim["details"]["series"]] == ["v1", "main"]
+    assert all(value <= 1e-4 for _, value in claim["details"]["series"])
+    assert any("/v1/" in r or hub_repo.refs["v1"] in r for r in requested), requested
+    assert any("/main/" in r or hub_repo.refs["main"] in r for r in requested), requested
+    assert missing.ret == 4
+    # a checkpoint is fetched mid-session: pytest.exit's line, on stdout
+    missing.stdout.fnmatch_lines([f"*Exit: ERROR: model '{REPO_ID}': revision 'v9' does not exist on http://127.0.0.1:*"])
