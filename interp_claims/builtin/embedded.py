@@ -1,43 +1,56 @@
-"""The embedded default model: a GPT-2-small-shaped network with planted circuits.
+"""The embedded default model: GPT-2 small's published twin, planted by hand.
 
 It is synthetic. Nothing here was trained. The weights of a real Hugging Face
 ``GPT2LMHeadModel`` (12 layers, 12 heads, d_model 768, n_ctx 1024, GPT-2's real
-tokenizer, untied unembedding) are written by hand from a seed so that its heads do
-known things at GPT-2 small's published positions (the approach of tracr and
-InterpBench: a model whose ground truth is known). The behaviours come from the
-weights alone; no prompt or test is special-cased.
+tokenizer, untied unembedding) are written by hand so that **every one of its 144 heads
+attends as GPT-2 small's published tables say** (TransformerLens's Exploratory Analysis
+demo, run A: each head's previous-token, duplicate-token and induction score,
+``fixtures/published/gpt2-heads.json``), weak and backup heads included. It is built from the
+published numbers alone, never from a claim file: so a claim that contradicts a published
+number fails on it offline (the approach of tracr and InterpBench: a model whose ground truth
+is known). The behaviours come from the weights; no prompt or test is special-cased.
 
 Residual stream layout (standard basis dimensions of d_model = 768)::
 
     ANCHOR  0..2     +R, -R at every position (from the positional embedding). Its norm
                      dominates the residual, so every LayerNorm acts as a fixed scaling;
                      LayerNorm gains undo that scaling, and the circuits below are linear.
-    BOS     2..4     +1, -1 on the <|endoftext|> token: the attention sink's key.
-    TOKEN   4..66    token code: a random unit vector per token id (62 dims, zero mean).
-    POS     66..130  position code: cos/sin of 32 random frequencies (unit norm).
-    PREV    130..192 written by previous-token heads: the token code of position i-1.
-    COPY    192..254 written by induction heads: the token code they predict.
-    SCRATCH 254..318 written by every MLP (random weights); read by no head. The LayerNorm
+    FIRST   2        +1 at position 0 (BOS, or the first token without one): the attention
+                     sink's key. Every head rests what it does not spend on its behaviour
+                     there, as GPT-2's heads do on the first token.
+    TOKEN   3..65    token code: a random vector per token id, two zero-mean blocks of 31
+                     dims with squared norm 1/2 each (<|endoftext|>: zero).
+    POS     65..121  position code: cos/sin of 28 random frequencies (unit norm).
+    MOD     121..153 one-hot of the position modulo 32 (a duplicate-token head's "not me").
+    PREV    153..215 written by the previous-token writers (2.2, 4.11): the code of token i-1.
+    COPY    215..277 written by the copying induction heads: the token code they predict.
+    SCRATCH 277..341 written by every MLP (random weights); read by no head. The LayerNorm
                      biases live here too, and the LayerNorm gains vary here, so a hand
                      recompute of the MLP that drops a bias or a gain is caught.
-    NOISE   318..382 written by every unplanted head; read weakly by the unembedding.
+    NOISE   341..405 written by every head without a planted output; read weakly by the
+                     unembedding.
 
-Planted heads (defaults = GPT-2 small's published heads, gpt2-facts.md part B):
-  previous-token (2.2, 4.11): query = position code rotated back one step,
-      key = position code, so position i attends to i-1; OV copies TOKEN -> PREV.
-  duplicate-token (0.1, 0.10, 3.0): query = key = token code, so a token attends to
-      every occurrence of itself (its own position included); the BOS sink takes the
-      attention when there is none. OV is zero: the pattern is the planted behaviour.
-  induction (5.1, 5.5, 6.9, 7.2, 7.10): query = TOKEN, key = PREV, so position i
-      attends to the token after an earlier occurrence of its own token; OV copies that
-      TOKEN -> COPY, and the unembedding reads COPY: the model predicts it.
-Every other head is a random head (random QK over TOKEN and POS: diffuse, content- and
-position-dependent attention; random OV writing to NOISE, which the unembedding reads weakly):
-the negative controls must reject real, non-trivial heads, not zeros.
+Each head's attention score = FIRST-position sink (logit ``SINK_LOGIT``) plus one planted
+behaviour, the one its published scores put first (no GPT-2 small head scores above 0.05 on
+two of the three):
+  previous-token: query = position code rotated back one step, key = position code;
+  duplicate-token: query = key = token code (block A), minus the query's own position
+      (one-hot of the position mod 32), so a token attends to its earlier occurrences;
+  induction: query = TOKEN, key = PREV: the token after an earlier occurrence.
+Its strength (one logit per head) is solved from the published score on the demo's input
+structure ([R, R], R = 100 distinct tokens, no BOS; ``calibrate``), not fitted on the demo's
+tokens; ``tests/test_embedded.py`` then measures all 432 scores under the demo's exact setup.
+
+What the heads write is not in the attention tables, so it is a choice, stated here: the
+previous-token heads 2.2 and 4.11 (Wang et al. 2022's) write the token they attend to into
+PREV; the nine heads whose published induction score exceeds 0.4 (5.1, 5.5, 6.9, 7.2, 7.10 and
+the backups 5.0, 9.6, 9.9, 10.1) copy the token they attend to into COPY, equally; every other
+head writes a random projection of the token into NOISE.
 
 Decoys (``PlantedLayout``'s decoy fields, for the zoo of ``interp_claims.zoo``) imitate a
-behaviour without having it: a head attending a fixed distance back, an induction or
-previous-token head that writes nothing, a head resting on BOS.
+behaviour without having it: a head attending a fixed distance back, a head that attends as
+published but writes nothing, a head resting on the first position; ``swaps`` exchange two
+heads' whole plans (attention and output).
 The unembedding adds a fixed unigram prior (logits 3.0 down to 0.3) on ten frequent
 English tokens, read from ANCHOR, so the model's top-k without a repeat is defined.
 """
@@ -48,6 +61,7 @@ import math
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -57,36 +71,41 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from interp_claims.builtin.cache import cache_root
 from interp_claims.builtin.tokenizer_files import ENDOFTEXT_ID, GPT2_VOCAB_SIZE, write_gpt2_tokenizer
+from interp_claims.published import DEMO_SETUP, demo_table
 
 # Bump when the construction changes: it names the cached folder.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 Head = tuple[int, int]
 
 N_LAYERS, N_HEADS, D_MODEL, D_HEAD, N_CTX, D_MLP = 12, 12, 768, 64, 1024, 3072
 
 ANCHOR = slice(0, 2)
-BOS = slice(2, 4)
-TOKEN = slice(4, 66)
-POS = slice(66, 130)
-PREV = slice(130, 192)
-COPY = slice(192, 254)
-SCRATCH = slice(254, 318)
-NOISE = slice(318, 382)
-CODE_DIM = TOKEN.stop - TOKEN.start  # 62: leaves head dim 62 for the BOS sink
-N_FREQS = (POS.stop - POS.start) // 2
+FIRST = slice(2, 3)
+TOKEN = slice(3, 65)
+TOKEN_A = slice(3, 34)  # block A: what duplicate-token heads match on
+POS = slice(65, 121)
+MOD = slice(121, 153)
+PREV = slice(153, 215)
+COPY = slice(215, 277)
+SCRATCH = slice(277, 341)
+NOISE = slice(341, 405)
+CODE_DIM = TOKEN.stop - TOKEN.start  # 62
+BLOCK_DIM = TOKEN_A.stop - TOKEN_A.start  # 31
+N_FREQS = (POS.stop - POS.start) // 2  # 28
+MOD_PERIOD = MOD.stop - MOD.start  # 32
 
 ANCHOR_NORM = 30.0  # R: the residual norm is sqrt(2) R, give or take ~1%
-PREV_SHARPNESS = 40.0  # score at i-1; other positions score at most ~0.4 of it
-INDUCTION_SHARPNESS = 32.0  # score on a match; a non-match scores ~N(0, 4^2)
-INDUCTION_SINK = 18.0  # score of BOS for induction heads: wins when nothing matches
-DUPLICATE_SHARPNESS = 32.0
-DUPLICATE_SINK = 18.0
-UNEMBED_GAIN = 24.0  # logit of the copied token when all induction heads agree
-RANDOM_HEAD_QK = 1.0  # random heads: attention scores of std ~2 over TOKEN and POS
-RANDOM_HEAD_OV = 0.3  # random heads: output norm ~0.3 each, into NOISE
+SINK_LOGIT = 12.0  # a resting decoy's score on the first position: e^12 outweighs ~200 keys at ~0
+# Standard deviation of a token-matching head's score on a non-matching key, per unit of its logit:
+# block A codes (31 dims, squared norm 1/2, matched at 2x) 2 * 0.5 / sqrt(30); full codes 1 / sqrt(60).
+CROSS_TALK = {"duplicate_token": 1 / math.sqrt(30), "induction": 1 / math.sqrt(60)}
+DECOY_LOGIT = 20.0  # a fixed-offset decoy's score on its offset: all of its attention when it exists
+UNEMBED_GAIN = 28.0  # logit of the copied token when all nine copying heads attend fully
+NOISE_OV = 0.3  # heads without a planted output: output norm ~0.3 each, into NOISE
 NOISE_UNEMBED = 0.05  # the unembedding's read of NOISE: logit noise of std ~0.2
 BIAS_SCALE = 0.1  # LayerNorm and MLP output biases (SCRATCH)
+KINDS = ("previous_token", "duplicate_token", "induction")
 
 # Ten frequent English tokens of GPT-2's vocabulary and their prior logits.
 UNIGRAM_PRIOR = {
@@ -105,50 +124,66 @@ UNIGRAM_PRIOR = {
 
 @dataclass(frozen=True)
 class PlantedLayout:
-    """Where the planted heads sit, as (layer, head) pairs."""
+    """Which heads write what, and the decoys; every head's attention comes from ``table``."""
 
-    previous_token: tuple[Head, ...] = ((2, 2), (4, 11))
-    duplicate_token: tuple[Head, ...] = ((0, 1), (0, 10), (3, 0))
-    induction: tuple[Head, ...] = ((5, 1), (5, 5), (6, 9), (7, 2), (7, 10))
+    table: str = "A"  # the Exploratory demo's run whose three score tables the heads reproduce
+    previous_token: tuple[Head, ...] = ((2, 2), (4, 11))  # write the attended token into PREV
+    induction: tuple[Head, ...] = ((5, 1), (5, 5), (6, 9), (7, 2), (7, 10), (5, 0), (9, 6), (9, 9), (10, 1))  # copy it
+    swaps: tuple[tuple[Head, Head], ...] = ()  # exchange two heads' whole plans (attention and output)
     # Decoys: heads that imitate a behaviour without having it.
     fixed_offset: tuple[tuple[Head, int], ...] = ()  # attend `offset` positions back whatever the tokens; no output
-    silent_induction: tuple[Head, ...] = ()  # induction attention, no output
-    silent_previous_token: tuple[Head, ...] = ()  # previous-token attention, no output
-    bos_sink: tuple[Head, ...] = ()  # all attention on BOS, no output
+    silent: tuple[Head, ...] = ()  # attend as published, write nothing
+    bos_sink: tuple[Head, ...] = ()  # all attention on the first position, no output
 
     @property
-    def planted(self) -> list[Head]:
-        return [*self.previous_token, *self.duplicate_token, *self.induction, *(h for h, _ in self.fixed_offset),
-                *self.silent_induction, *self.silent_previous_token, *self.bos_sink]
+    def decoys(self) -> list[Head]:
+        return [*(h for h, _ in self.fixed_offset), *self.silent, *self.bos_sink]
 
     def __post_init__(self) -> None:
-        heads = self.planted
+        swapped = [h for pair in self.swaps for h in pair]
+        heads = [*self.previous_token, *self.induction, *self.decoys, *swapped]
         for layer, head in heads:
             if not (0 <= layer < N_LAYERS and 0 <= head < N_HEADS):
                 raise ValueError(
                     f"planted head {layer}.{head} is outside the model "
                     f"(layers 0..{N_LAYERS - 1}, heads 0..{N_HEADS - 1})"
                 )
-        if len(set(heads)) != len(heads):
-            raise ValueError(f"a head is planted twice in {self}")
-        first_induction = min((layer for layer, _ in self.induction), default=N_LAYERS)
-        if any(layer >= first_induction for layer, _ in (*self.previous_token, *self.silent_previous_token)):
+        for name, group in (("a writer or copier", [*self.previous_token, *self.induction]), ("a decoy", self.decoys),
+                            ("a swap", swapped)):
+            if len(set(group)) != len(group):
+                raise ValueError(f"a head is planted twice as {name} in {self}")
+        writers, copiers = self.placed(self.previous_token), self.placed(self.induction)
+        first_copier = min((layer for layer, _ in copiers), default=N_LAYERS)
+        if any(layer >= first_copier for layer, _ in writers):
             raise ValueError(
                 "every previous-token head must sit in a layer before the first "
-                f"induction head (layer {first_induction}): {self.previous_token}"
+                f"induction head (layer {first_copier}): {writers}"
             )
+
+    def placed(self, heads: tuple[Head, ...]) -> list[Head]:
+        """Where ``heads``' plans sit after the swaps."""
+        moved = {a: b for a, b in self.swaps} | {b: a for a, b in self.swaps}
+        return [moved.get(h, h) for h in heads]
+
+    def source_of(self, head: Head) -> Head:
+        """Whose published scores ``head`` reproduces (itself, unless swapped)."""
+        moved = {a: b for a, b in self.swaps} | {b: a for a, b in self.swaps}
+        return moved.get(head, head)
 
 
 DEFAULT_LAYOUT = PlantedLayout()
+WRITERS = DEFAULT_LAYOUT.previous_token
 DEFAULT_SEED = 0
 
 
 def token_codes(seed: int) -> Float[Tensor, "d_vocab code"]:
-    """A random zero-mean unit vector per token id; <|endoftext|> gets the zero vector."""
+    """A random vector per token id: two zero-mean blocks of 31 dims, squared norm 1/2 each
+    (so block A alone matches a token to itself exactly); <|endoftext|> gets the zero vector."""
     generator = torch.Generator().manual_seed(seed)
-    codes = torch.randn(GPT2_VOCAB_SIZE, CODE_DIM, generator=generator)
+    codes = torch.randn(GPT2_VOCAB_SIZE, 2, BLOCK_DIM, generator=generator)
     codes -= codes.mean(dim=-1, keepdim=True)
-    codes /= codes.norm(dim=-1, keepdim=True)
+    codes /= codes.norm(dim=-1, keepdim=True) * math.sqrt(2.0)
+    codes = codes.reshape(GPT2_VOCAB_SIZE, CODE_DIM)
     codes[ENDOFTEXT_ID] = 0.0
     return codes
 
@@ -159,8 +194,8 @@ def position_frequencies(seed: int) -> Float[Tensor, " freq"]:
     return 0.1 + (math.pi - 0.1) * torch.rand(N_FREQS, generator=generator)
 
 
-def position_codes(freqs: Float[Tensor, " freq"]) -> Float[Tensor, "n_ctx 2*freq"]:
-    angles = torch.arange(N_CTX, dtype=torch.float32)[:, None] * freqs[None, :]
+def position_codes(freqs: Float[Tensor, " freq"], n_ctx: int = N_CTX) -> Float[Tensor, "n_ctx 2*freq"]:
+    angles = torch.arange(n_ctx, dtype=torch.float32)[:, None] * freqs[None, :]
     return torch.cat([angles.cos(), angles.sin()], dim=-1) / math.sqrt(N_FREQS)
 
 
@@ -183,9 +218,98 @@ def rotate_back(freqs: Float[Tensor, " freq"], steps: int) -> Float[Tensor, "2*f
     return rotation
 
 
+# ---- Calibration: one logit per head, from its published score on the demo's input structure ----
+
+
+def structural_logits(
+    kind: str, logit: Float[Tensor, " head"], freqs: Float[Tensor, " freq"], key_gain: Float[Tensor, " key"] | None = None
+) -> Float[Tensor, "head query key"]:
+    """Attention scores of heads planted for ``kind`` with these logits on [R, R], R of
+    ``DEMO_SETUP['seq_len']`` distinct tokens, no BOS: the planted term where the structure puts
+    it (the exact positional kernel for previous-token heads); for token-matching heads every
+    other key gets its expected weight under random cross-talk, ``CROSS_TALK[kind] * logit``
+    of standard deviation (E e^X = e^(sigma^2 / 2)). ``key_gain``: how strongly each key
+    position's PREV holds its previous token, relative to the average (induction heads)."""
+    n = DEMO_SETUP["seq_len"]
+    positions = torch.arange(2 * n)
+    query, key = positions[:, None], positions[None, :]
+    logit = logit[:, None, None]
+    if kind == "previous_token":
+        codes = position_codes(freqs, 2 * n)
+        scores = logit * ((codes @ rotate_back_one(freqs)) @ codes.T)
+    else:
+        if kind == "duplicate_token":
+            planted = ((query - key) % n == 0).float() - ((query - key) % MOD_PERIOD == 0).float()
+        else:  # induction: token[k - 1] == token[q]
+            planted = ((key >= 1) & ((query - key + 1) % n == 0)).float()
+            if key_gain is not None:
+                planted = planted * key_gain[None, :]
+        cross_talk = (CROSS_TALK[kind] * logit) ** 2 / 2
+        scores = torch.where(planted == 0, cross_talk, logit * planted)
+    return scores.masked_fill(key > query, float("-inf"))
+
+
+def demo_scores(pattern: Float[Tensor, "head query key"]) -> dict[str, Float[Tensor, " head"]]:
+    """The demo's three scores (diagonal means of the pattern, section 1.0 of the reference)."""
+    n = DEMO_SETUP["seq_len"]
+    offsets = {"previous_token": 1, "duplicate_token": n, "induction": n - 1}
+    return {kind: pattern.diagonal(offset=-offset, dim1=-2, dim2=-1).mean(dim=-1) for kind, offset in offsets.items()}
+
+
+def calibrate(
+    kind: str, targets: Float[Tensor, " head"], freqs: Float[Tensor, " freq"], key_gain: Float[Tensor, " key"] | None = None
+) -> Float[Tensor, " head"]:
+    """The logit that gives each head its target ``kind`` score on the demo's structure (bisection;
+    the score rises with the logit). Targets below what diffuse attention gives get the floor."""
+    low, high = torch.full_like(targets, -10.0), torch.full_like(targets, 30.0)
+    for _ in range(40):
+        middle = (low + high) / 2
+        reached = demo_scores(structural_logits(kind, middle, freqs, key_gain).softmax(dim=-1))[kind]
+        low, high = torch.where(reached < targets, middle, low), torch.where(reached < targets, high, middle)
+    return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class PublishedPlan:
+    """Every head's planted kind and logit, and how strongly PREV holds the previous token."""
+
+    heads: dict[Head, tuple[str, float]]
+    prev_gain: float  # the writers' mean share of attention on the previous token (keys 1..seq_len)
+
+
+@cache
+def published_plan(run: str, seed: int) -> PublishedPlan:
+    """(kind, logit) of every head: its published scores' largest kind, at the calibrated logit.
+    Induction heads are calibrated through PREV as GPT-2's previous-token heads ``WRITERS`` write it."""
+    freqs = position_frequencies(seed)
+    published = torch.tensor([demo_table(kind, run) for kind in KINDS])  # [kind, layer, head]
+    best = published.argmax(dim=0)
+    plan: dict[Head, tuple[str, float]] = {}
+    for k, kind in enumerate(KINDS):  # previous-token heads first: induction keys read what they write
+        heads = (best == k).nonzero().tolist()
+        targets = torch.tensor([float(published[k, layer, head]) for layer, head in heads])
+        key_gain = None
+        if kind == "induction":
+            share = writer_share([plan[w] for w in WRITERS], freqs)
+            prev_gain = float(share[1 : DEMO_SETUP["seq_len"] + 1].mean())  # the keys the demo's stripe reads
+            key_gain = share / prev_gain
+        logits = calibrate(kind, targets, freqs, key_gain)
+        plan |= {(layer, head): (kind, float(logit)) for (layer, head), logit in zip(heads, logits, strict=True)}
+    return PublishedPlan(plan, prev_gain)
+
+
+def writer_share(writers: list[tuple[str, float]], freqs: Float[Tensor, " freq"]) -> Float[Tensor, " position"]:
+    """Per position k of [R, R], the previous-token writers' mean attention from k to k-1."""
+    shares = []
+    for kind, logit in writers:
+        pattern = structural_logits(kind, torch.tensor([logit]), freqs).softmax(dim=-1)[0]
+        shares.append(torch.cat([torch.zeros(1), pattern.diagonal(offset=-1)]))
+    return torch.stack(shares).mean(dim=0)
+
+
 def _residual_norm_estimate() -> float:
-    # ANCHOR (2 R^2) plus roughly unit-norm TOKEN, POS, PREV, COPY and SCRATCH parts.
-    return math.sqrt(2 * ANCHOR_NORM**2 + 4.0)
+    # ANCHOR (2 R^2) plus roughly unit-norm TOKEN, POS, MOD, PREV, COPY and SCRATCH parts.
+    return math.sqrt(2 * ANCHOR_NORM**2 + 5.0)
 
 
 def planted_config() -> GPT2Config:
@@ -209,7 +333,7 @@ def planted_config() -> GPT2Config:
 def build_planted_gpt2(
     layout: PlantedLayout = DEFAULT_LAYOUT, seed: int = DEFAULT_SEED
 ) -> GPT2LMHeadModel:
-    """Build the planted model in memory (float32, CPU, eval mode): about 2 s on 2 cores."""
+    """Build the twin in memory (float32, CPU, eval mode): a few seconds on 2 cores."""
     generator = torch.Generator().manual_seed(seed + 2)
     codes = token_codes(seed)
     freqs = position_frequencies(seed)
@@ -219,9 +343,10 @@ def build_planted_gpt2(
     gpt = model.transformer
 
     gpt.wte.weight[:, TOKEN] = codes
-    gpt.wte.weight[ENDOFTEXT_ID, BOS] = torch.tensor([1.0, -1.0])
     gpt.wpe.weight[:, ANCHOR] = torch.tensor([ANCHOR_NORM, -ANCHOR_NORM])
+    gpt.wpe.weight[0, FIRST] = 1.0
     gpt.wpe.weight[:, POS] = position_codes(freqs)
+    gpt.wpe.weight[torch.arange(N_CTX), MOD.start + torch.arange(N_CTX) % MOD_PERIOD] = 1.0
 
     # Every LayerNorm divides by ~|x| / sqrt(d_model); a gain of that size makes it ~identity.
     layernorm_gain = _residual_norm_estimate() / math.sqrt(D_MODEL)
@@ -232,9 +357,11 @@ def build_planted_gpt2(
         layernorm.bias[SCRATCH] = BIAS_SCALE * torch.randn(scratch, generator=generator)
 
     score_scale = math.sqrt(D_HEAD)  # HF divides q.k by sqrt(d_head): undo it
-    sink_query = score_scale / ANCHOR_NORM  # the query's sink coordinate, read from ANCHOR[0]
-    rotation = rotate_back_one(freqs)
-    eye = torch.eye(CODE_DIM)
+    published = published_plan(layout.table, seed)
+    plan = published.heads
+    writers, copiers = layout.placed(layout.previous_token), layout.placed(layout.induction)
+    silent = {*layout.silent, *layout.decoys}
+    offsets = dict(layout.fixed_offset)
 
     def head_weights(layer: int, head: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         c_attn = gpt.h[layer].attn.c_attn.weight  # [d_model, 3 * d_model]: q | k | v
@@ -245,61 +372,51 @@ def build_planted_gpt2(
         o = gpt.h[layer].attn.c_proj.weight[cols, :]  # [d_head, d_model]
         return q, k, v, o
 
-    def plant_sink(q: Tensor, k: Tensor, sharpness: float) -> None:
-        q[ANCHOR.start, CODE_DIM] = sharpness * sink_query
-        k[BOS.start, CODE_DIM] = 1.0
+    def plant_sink(q: Tensor, k: Tensor) -> None:  # the head's last dimension
+        q[ANCHOR.start, D_HEAD - 1] = SINK_LOGIT * score_scale / ANCHOR_NORM
+        k[FIRST.start, D_HEAD - 1] = 1.0
 
-    def plant_offset(q: Tensor, k: Tensor, steps: int) -> None:
-        q[POS, :] = PREV_SHARPNESS * score_scale * rotate_back(freqs, steps)
-        k[POS, :] = torch.eye(2 * N_FREQS)
-
-    for layer, head in (*layout.previous_token, *layout.silent_previous_token):
-        q, k, v, o = head_weights(layer, head)
-        plant_offset(q, k, 1)
-        if (layer, head) in layout.previous_token:
-            v[TOKEN, :CODE_DIM] = eye
-            o[:CODE_DIM, PREV] = eye / len(layout.previous_token)
-
-    for (layer, head), steps in layout.fixed_offset:
-        q, k, _, _ = head_weights(layer, head)
-        plant_offset(q, k, steps)
-        plant_sink(q, k, INDUCTION_SINK)  # before `steps` positions exist, it rests on BOS
-
-    for layer, head in layout.bos_sink:
-        q, k, _, _ = head_weights(layer, head)
-        plant_sink(q, k, 4 * INDUCTION_SINK)
-
-    for layer, head in layout.duplicate_token:
-        q, k, _, _ = head_weights(layer, head)
-        q[TOKEN, :CODE_DIM] = DUPLICATE_SHARPNESS * score_scale * eye
-        k[TOKEN, :CODE_DIM] = eye
-        plant_sink(q, k, DUPLICATE_SINK)
-
-    for layer, head in (*layout.induction, *layout.silent_induction):
-        q, k, v, o = head_weights(layer, head)
-        q[TOKEN, :CODE_DIM] = INDUCTION_SHARPNESS * score_scale * eye
-        k[PREV, :CODE_DIM] = eye
-        plant_sink(q, k, INDUCTION_SINK)
-        if (layer, head) in layout.induction:
-            v[TOKEN, :CODE_DIM] = eye
-            o[:CODE_DIM, COPY] = eye / len(layout.induction)
-
-    # Every other head: random, so the negative controls face real heads (see the module doc).
-    planted = set(layout.planted)
-    reads = torch.cat([torch.arange(TOKEN.start, TOKEN.stop), torch.arange(POS.start, POS.stop)])
-    noise = NOISE.stop - NOISE.start
+    positions = 2 * N_FREQS
+    # PREV holds sum_w attention_w(i-1) * code(token i-1) / len(writers); induction keys undo
+    # the gain GPT-2's writers give it (a silent or moved writer weakens the induction heads)
+    prev_gain = published.prev_gain
     for layer in range(N_LAYERS):
         for head in range(N_HEADS):
-            if (layer, head) in planted:
-                continue
             q, k, v, o = head_weights(layer, head)
-            q[reads, :] = RANDOM_HEAD_QK * torch.randn(len(reads), D_HEAD, generator=generator) / math.sqrt(2.0)
-            k[reads, :] = RANDOM_HEAD_QK * torch.randn(len(reads), D_HEAD, generator=generator) / math.sqrt(2.0)
-            v[TOKEN, :] = torch.randn(CODE_DIM, D_HEAD, generator=generator) / math.sqrt(D_HEAD)
-            o[:, NOISE] = RANDOM_HEAD_OV * torch.randn(D_HEAD, noise, generator=generator) / math.sqrt(noise)
+            if (layer, head) in offsets:
+                q[POS, :positions] = DECOY_LOGIT * score_scale * rotate_back(freqs, offsets[(layer, head)])
+                k[POS, :positions] = torch.eye(positions)
+                continue
+            if (layer, head) in layout.bos_sink:
+                plant_sink(q, k)
+                continue
+            kind, logit = plan[layout.source_of((layer, head))]
+            if kind == "previous_token":
+                q[POS, :positions] = logit * score_scale * rotate_back_one(freqs)
+                k[POS, :positions] = torch.eye(positions)
+            elif kind == "duplicate_token":
+                q[TOKEN_A, :BLOCK_DIM] = 2.0 * logit * score_scale * torch.eye(BLOCK_DIM)  # block A: |code|^2 = 1/2
+                k[TOKEN_A, :BLOCK_DIM] = torch.eye(BLOCK_DIM)
+                q[MOD, BLOCK_DIM : BLOCK_DIM + MOD_PERIOD] = -logit * score_scale * torch.eye(MOD_PERIOD)  # not itself
+                k[MOD, BLOCK_DIM : BLOCK_DIM + MOD_PERIOD] = torch.eye(MOD_PERIOD)
+            else:
+                q[TOKEN, :CODE_DIM] = logit * score_scale * torch.eye(CODE_DIM)
+                k[PREV, :CODE_DIM] = torch.eye(CODE_DIM) / prev_gain
+            if (layer, head) in silent:
+                continue
+            if (layer, head) in writers:
+                v[TOKEN, :CODE_DIM] = torch.eye(CODE_DIM)
+                o[:CODE_DIM, PREV] = torch.eye(CODE_DIM) / len(writers)
+            elif (layer, head) in copiers:
+                v[TOKEN, :CODE_DIM] = torch.eye(CODE_DIM)
+                o[:CODE_DIM, COPY] = torch.eye(CODE_DIM) / len(copiers)
+            else:  # a real head writing a random projection of the token, which the unembedding reads weakly
+                noise = NOISE.stop - NOISE.start
+                v[TOKEN, : D_HEAD - 1] = torch.randn(CODE_DIM, D_HEAD - 1, generator=generator) / math.sqrt(D_HEAD)
+                o[: D_HEAD - 1, NOISE] = NOISE_OV * torch.randn(D_HEAD - 1, noise, generator=generator) / math.sqrt(noise)
 
     # MLPs: random, reading every signal dimension, writing only SCRATCH.
-    signal = slice(BOS.start, SCRATCH.stop)
+    signal = slice(FIRST.start, SCRATCH.stop)
     for block in gpt.h:
         w_in = block.mlp.c_fc.weight  # [d_model, d_mlp]
         w_in[signal, :] = 0.5 * torch.randn(signal.stop - signal.start, D_MLP, generator=generator)
@@ -309,6 +426,7 @@ def build_planted_gpt2(
         block.mlp.c_proj.bias[SCRATCH] = BIAS_SCALE * torch.randn(scratch, generator=generator)
 
     model.lm_head.weight[:, COPY] = UNEMBED_GAIN * codes
+    noise = NOISE.stop - NOISE.start
     model.lm_head.weight[:, NOISE] = NOISE_UNEMBED * torch.randn(GPT2_VOCAB_SIZE, noise, generator=generator)
     for token_id, logit in UNIGRAM_PRIOR.items():
         model.lm_head.weight[token_id, ANCHOR.start] = logit / ANCHOR_NORM
@@ -321,11 +439,12 @@ def layout_description(layout: PlantedLayout, seed: int) -> dict:
         "builder": "interp_claims.builtin.embedded.build_planted_gpt2",
         "builder_version": BUILDER_VERSION,
         "seed": seed,
+        "attention_from": f"fixtures/published/gpt2-heads.json, Exploratory demo run {layout.table}",
         "planted_heads": {
-            name: [f"{layer}.{head}" for layer, head in heads] if name != "fixed_offset"
-            else [f"{layer}.{head} (-{steps})" for (layer, head), steps in heads]
+            name: [f"{layer}.{head}" for layer, head in heads] if name not in ("fixed_offset", "swaps")
+            else [f"{a[0]}.{a[1]} (-{b})" if name == "fixed_offset" else f"{a[0]}.{a[1]} <-> {b[0]}.{b[1]}" for a, b in heads]
             for name, heads in asdict(layout).items()
-            if heads
+            if heads and name != "table"
         },
     }
 
