@@ -47,8 +47,20 @@ the checkpoint closest to failing, so the claim must hold at every one).
 ``kind`` says what a pass shows. ``sanity``: what any healthy model of the architecture must
 satisfy (normalisation, a recompute, an invariance, a tokenizer fact, a control); a randomly
 initialised model passes it too. ``behaviour``: what a source says this model does inside
-(induction heads, in-context copying, IOI); a model without the behaviour fails it. Reports
-count the two apart, so "99 claims passed" cannot hide that most were sanity checks.
+(induction heads, in-context copying, IOI), resting on a published number; a model without the
+behaviour fails it. ``prediction``: a behaviour nobody has published a number for (what ablating
+five heads costs, say): it is counted apart, as never checked on real GPT-2. Reports count the
+three apart, so "99 claims passed" cannot hide that most were sanity checks or predictions.
+
+``published = { value = ..., source = "...", setup = "...", spread = ... }``: the published
+number the claim rests on, in the claim's units (``value``: a number or list; a table keyed by
+the ``each`` case, ``"5.1" = 0.931``; or ``table = "EA_runA_Induction_Head_Scores"``, a table of
+``fixtures/published/gpt2-heads.json`` read at the case's ``head``), ``setup`` saying how it was
+measured where that differs from the probe, and ``spread`` how far another run of the same
+measurement moves it (the demo's stored runs differ by up to 0.076 on induction scores). Every
+``behaviour`` claim about ``gpt2`` carries one; a ``prediction`` cannot. At load, the published
+value must satisfy the claim's own expectation with ``spread`` to spare, or the claim file is
+refused: a claim GPT-2's own published number fails is a bug in the claim.
 
 NaN and infinities never pass a numeric comparison.
 """
@@ -69,8 +81,9 @@ from interp_claims.tolerances import tolerance as dtype_tolerance
 ONE_SIDED = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 OPS = (*ONE_SIDED, "between", "approx", "==", "snapshot")
 REQUIRED = ("id", "behaviour", "kind", "models", "probe", "source", "expect")
-KINDS = ("sanity", "behaviour")
-OPTIONAL = ("justification", "input", "params", "each", "description", "across", "checkpoints", "at")
+KINDS = ("sanity", "behaviour", "prediction")
+OPTIONAL = ("justification", "input", "params", "each", "description", "across", "checkpoints", "at", "published")
+PUBLISHED_FIELDS = ("value", "table", "source", "setup", "spread")
 AXES = ("dtype", "device")
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 BUILTIN_CLAIMS_DIR = FIXTURES_DIR / "claims"
@@ -99,6 +112,7 @@ class Claim:
     across: str | None = None  # "dtype" or "device": compared with the matrix's first value on that axis
     checkpoints: str | tuple[str, ...] | None = None  # "all" or names: measured on each training checkpoint
     at: str | None = None  # with checkpoints: "first", "last", "change" or "each"
+    published: dict[str, Any] | None = None  # value, source, setup, spread: the number the claim rests on
 
     def applies_to(self, family: str) -> bool:
         return "*" in self.models or family in self.models
@@ -180,6 +194,86 @@ def _validate_checkpoints(row: dict[str, Any], error) -> None:
         raise error("a claim ranges over checkpoints or across combinations, not both")
 
 
+def _validate_published(row: dict[str, Any], error) -> None:
+    published, kind = row.get("published"), row["kind"]
+    about_gpt2 = "gpt2" in row["models"] or "*" in row["models"]
+    if published is None:
+        if kind == "behaviour" and about_gpt2:
+            raise error("a behaviour claim about gpt2 needs `published = { value = ..., source = \"...\", spread = ... }` "
+                        "(the published number it rests on), or kind = \"prediction\" when nothing is published")
+        return
+    if kind == "prediction":
+        raise error("a prediction has no published value: with one, it is kind = \"behaviour\"")
+    if not isinstance(published, dict):
+        raise error(f"published must be a table (value or table, source, setup, spread), got {published!r}")
+    unknown = set(published) - set(PUBLISHED_FIELDS)
+    if unknown:
+        raise error(f"published has unknown field(s) {', '.join(sorted(unknown))}. Valid: {', '.join(PUBLISHED_FIELDS)}")
+    if ("value" in published) == ("table" in published):
+        raise error("published needs exactly one of `value` (the number) or `table` (a published head table)")
+    if not isinstance(published.get("source"), str) or not published["source"].strip():
+        raise error("published needs a `source`: where the number was published")
+    if "table" in published:
+        from interp_claims.published import tables
+
+        if published["table"] not in tables():
+            raise error(f"published.table {published['table']!r} is not a published table. Known: {', '.join(sorted(tables()))}")
+    spread = published.get("spread", 0.0)
+    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not math.isfinite(spread) or spread < 0:
+        raise error(f"published.spread must be a non-negative finite number, got {spread!r}")
+    if row["expect"]["op"] not in ("==", "snapshot") and "spread" not in published:
+        raise error("published needs a `spread` (how far another run moves the number; 0 if it cannot move) for a numeric threshold")
+
+
+def published_for_case(published: dict[str, Any] | None, case_label: str | None, params: dict[str, Any], error) -> dict[str, Any] | None:
+    """The claim's published entry with ``value`` resolved for one ``each`` case."""
+    if published is None:
+        return None
+    resolved = dict(published)
+    if "table" in published:
+        from interp_claims.published import table
+
+        head = params.get("head")
+        try:
+            layer, index = (int(part) for part in str(head).split("."))
+            resolved["value"] = table(published["table"])[layer][index]
+        except (ValueError, IndexError):
+            raise error(f"published.table needs the case's `head` as 'LAYER.HEAD' inside 12 x 12, got {head!r}") from None
+    elif isinstance(published["value"], dict):
+        if case_label not in published["value"]:
+            raise error(f"published.value has no entry for case {case_label!r} (keys: {', '.join(published['value'])})")
+        resolved["value"] = published["value"][case_label]
+    return resolved
+
+
+def published_agrees(claim: "Claim") -> str | None:
+    """Why the claim's own published value fails its expectation with its spread to spare (None: it agrees)."""
+    published, expect, op = claim.published, claim.expect, claim.expect["op"]
+    if published is None or op == "snapshot" or claim.across is not None:
+        return None
+    value, spread = published["value"], float(published.get("spread", 0.0))
+    if op == "==":
+        return None if value == expect["value"] else f"published value {value!r} is not {expect['value']!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"published value {value!r} is not a number, and the claim compares numbers ({op})"
+    import torch
+
+    value = float(value)
+    if op in ONE_SIDED:  # the tightest dtype (float32) for tolerance kinds: the published runs were float32
+        bound = expect["value"]
+        bound = dtype_tolerance(bound, torch.float32) if isinstance(bound, str) else float(bound)
+        worst = value - spread if op in (">", ">=") else value + spread
+        ok = ONE_SIDED[op](worst, bound)
+        return None if ok else f"published value {value:g} with spread {spread:g} (worst {worst:g}) does not satisfy {op} {bound:g}"
+    if op == "between":
+        ok = expect["low"] <= value - spread and value + spread <= expect["high"]
+        return None if ok else f"published value {value:g} ± {spread:g} leaves [{expect['low']}, {expect['high']}]"
+    tol = expect["tolerance"]
+    tol = dtype_tolerance(tol, torch.float32) if isinstance(tol, str) else float(tol)
+    ok = abs(value - float(expect["value"])) + spread <= tol
+    return None if ok else f"published value {value:g} ± {spread:g} is not within {tol:g} of {expect['value']}"
+
+
 def _expand(row: dict[str, Any], error) -> list[tuple[str, dict[str, Any]]]:
     """(id, params) per case of ``each`` (a cartesian product over its keys)."""
     each = row.get("each") or {}
@@ -247,7 +341,8 @@ def load_claim_file(path: Path) -> list[Claim]:
         if unknown:
             raise error(f"unknown field(s) {', '.join(sorted(unknown))}. Valid: {', '.join(REQUIRED + OPTIONAL)}")
         if row["kind"] not in KINDS:
-            raise error(f"kind {row['kind']!r} is not known. Valid: {', '.join(KINDS)} (sanity: any healthy model passes; behaviour: what a source says this model does)")
+            raise error(f"kind {row['kind']!r} is not known. Valid: {', '.join(KINDS)} (sanity: any healthy model passes; "
+                        "behaviour: what a source publishes this model does; prediction: a behaviour nobody has published a number for)")
         if row["probe"] not in probes:
             raise error(f"unknown probe {row['probe']!r}. Registered: {', '.join(sorted(probes))}")
         if not isinstance(row["models"], list) or not row["models"]:
@@ -258,6 +353,7 @@ def load_claim_file(path: Path) -> list[Claim]:
         if row["expect"]["op"] == "snapshot" and "*" in row["models"]:
             raise error("a snapshot claim must list its model families: one snapshot is kept per family")
         _validate_checkpoints(row, error)
+        _validate_published(row, error)
         if "across" in row and (row["across"] not in AXES or row["expect"]["op"] not in ("<", "<=")):
             raise error(f"across {row['across']!r} needs one of {', '.join(AXES)} and an upper bound (op < or <=) on the difference")
         spec = PROBES[row["probe"]]
@@ -297,8 +393,13 @@ def load_claim_file(path: Path) -> list[Claim]:
                     across=row.get("across"),
                     checkpoints=row.get("checkpoints") if row.get("checkpoints") in (None, "all") else tuple(row["checkpoints"]),
                     at=row.get("at"),
+                    published=published_for_case(row.get("published"), claim_id.partition("[")[2][:-1] or None, params, error),
                 )
             )
+            disagreement = published_agrees(claims[-1])
+            if disagreement:
+                raise error(f"{claim_id}: {disagreement}: GPT-2's own published number fails this claim "
+                            f"({claims[-1].published['source']})")
     return claims
 
 

@@ -25,11 +25,13 @@ class InputSpec:
     texts: tuple[str, ...] = ()
     repeated_random: tuple[int, int, int] | None = None  # (seq_len, batch, seed)
     alternatives: tuple["InputSpec", ...] = ()
-    prepend_bos: bool = True  # texts only: false feeds the text as the tokenizer encodes it
+    prepend_bos: bool = True  # false: texts as the tokenizer encodes them; random tokens as [R, R]
+    token_range: tuple[int, int] | None = None  # repeated_random: ids drawn from [low, high) (default: all but BOS)
 
     @property
     def key(self) -> str:  # the alternatives are inputs of their own, with their own passes
-        return json.dumps({"texts": self.texts, "repeated_random": self.repeated_random, "bos": self.prepend_bos})
+        extra = {"token_range": list(self.token_range)} if self.token_range else {}
+        return json.dumps({"texts": self.texts, "repeated_random": self.repeated_random, "bos": self.prepend_bos, **extra})
 
     @property
     def variants(self) -> tuple["InputSpec", ...]:
@@ -38,13 +40,29 @@ class InputSpec:
 
     @staticmethod
     def from_table(table: dict[str, Any]) -> "InputSpec":
-        """From a claim's ``input`` table: ``text``, ``texts`` or ``repeated_random``."""
+        """From a claim's ``input`` table: ``text``, ``texts`` or ``repeated_random`` (``seq_len``,
+        ``batch``, ``seed``; optional ``bos = false`` for [R, R] and ``token_range = [low, high]``,
+        TransformerLens's Exploratory demo draws ``torch.randint(100, 20000)``)."""
         if "repeated_random" in table:
             rr = table["repeated_random"]
+            unknown = set(rr) - {"seq_len", "batch", "seed", "bos", "token_range"}
+            if unknown:
+                raise ValueError(f"repeated_random takes seq_len, batch, seed, bos, token_range; not {', '.join(sorted(unknown))}")
             lengths = rr["seq_len"] if isinstance(rr["seq_len"], list) else [rr["seq_len"]]
             if not lengths or len(set(lengths)) != len(lengths):
                 raise ValueError(f"seq_len must be a number or a list of distinct numbers, got {rr['seq_len']!r}")
-            specs = [InputSpec(repeated_random=(int(n), int(rr["batch"]), int(rr["seed"]))) for n in lengths]
+            bos = rr.get("bos", True)
+            if not isinstance(bos, bool):
+                raise ValueError(f"bos must be true or false, got {bos!r}")
+            token_range = rr.get("token_range")
+            if token_range is not None:
+                if (not isinstance(token_range, list) or len(token_range) != 2
+                        or not all(isinstance(v, int) and not isinstance(v, bool) for v in token_range)
+                        or not 0 <= token_range[0] < token_range[1]):
+                    raise ValueError(f"token_range must be [low, high] with 0 <= low < high (ids low..high-1), got {token_range!r}")
+                token_range = tuple(token_range)
+            specs = [InputSpec(repeated_random=(int(n), int(rr["batch"]), int(rr["seed"])), prepend_bos=bos, token_range=token_range)
+                     for n in lengths]
             return replace(specs[0], alternatives=tuple(specs[1:]))
         prepend_bos = table.get("prepend_bos", True)
         if not isinstance(prepend_bos, bool):
@@ -55,12 +73,21 @@ class InputSpec:
 
 
 def repeated_random_tokens(
-    d_vocab: int, bos_id: int, seq_len: int, batch: int, seed: int
+    d_vocab: int, bos_id: int, seq_len: int, batch: int, seed: int,
+    prepend_bos: bool = True, token_range: tuple[int, int] | None = None,
 ) -> Int[Tensor, "batch pos"]:
-    """``[BOS, R, R]`` with R uniform over the vocabulary (BOS excluded): ARENA 1.2's input."""
+    """``[BOS, R, R]`` with R uniform over the vocabulary (BOS excluded): ARENA 1.2's input.
+    With ``token_range`` R is ``torch.randint(low, high)`` from a generator seeded with ``seed``, the
+    same draw as ``torch.manual_seed(seed); torch.randint(low, high, (batch, seq_len))``; with
+    ``prepend_bos=False`` no BOS: TransformerLens's Exploratory demo's ``[R, R]``."""
     generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, d_vocab - 1, (batch, seq_len), generator=generator)
-    ids[ids >= bos_id] += 1  # skip the BOS id, keep the draw uniform over the rest
+    if token_range is not None:
+        ids = torch.randint(token_range[0], token_range[1], (batch, seq_len), generator=generator)
+    else:
+        ids = torch.randint(0, d_vocab - 1, (batch, seq_len), generator=generator)
+        ids[ids >= bos_id] += 1  # skip the BOS id, keep the draw uniform over the rest
+    if not prepend_bos:
+        return torch.cat([ids, ids], dim=1)
     bos = torch.full((batch, 1), bos_id, dtype=torch.long)
     return torch.cat([bos, ids, ids], dim=1)
 
@@ -111,7 +138,10 @@ class ForwardRunner:
             seq_len, batch, seed = spec.repeated_random
             if seq_len < 2 or batch < 1:
                 raise ProbeInputError(f"repeated_random needs seq_len >= 2 and batch >= 1, got {spec.repeated_random}")
-            tokens = repeated_random_tokens(cfg.d_vocab, bridge.tokenizer.bos_token_id, seq_len, batch, seed)
+            if spec.token_range is not None and spec.token_range[1] > cfg.d_vocab:
+                raise ProbeInputError(f"token_range {list(spec.token_range)} reaches past the vocabulary of {cfg.d_vocab} ids")
+            tokens = repeated_random_tokens(cfg.d_vocab, bridge.tokenizer.bos_token_id, seq_len, batch, seed,
+                                            spec.prepend_bos, spec.token_range)
         else:
             if not spec.texts:
                 raise ProbeInputError("no prompt given: an input needs `text`, `texts` or `repeated_random`")

@@ -360,6 +360,7 @@ class ClaimSession:
             "threshold": threshold,
             "margin": margin,
             "source": claim.source,
+            "published": claim.published,
             "justification": claim.justification,
             "file": claim.file,
             "details": measurement.details,
@@ -447,7 +448,8 @@ SESSION_KEY = pytest.StashKey[ClaimSession]()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(behaviour): a claim about the model (from a claim file)")
     config.addinivalue_line("markers", "sanity: claims any healthy model of the architecture passes (normalisation, recompute, invariance, controls)")
-    config.addinivalue_line("markers", "behaviour: claims about what a source says this model does inside")
+    config.addinivalue_line("markers", "behaviour: claims about what a source says this model does inside, resting on a published number")
+    config.addinivalue_line("markers", "prediction: behaviour claims no published number supports (never checked on real GPT-2)")
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup keeps a group on one worker")
     if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return
@@ -457,7 +459,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "warn_unused_snapshots"):
         # snapshots are kept per model family: a run on one family leaves the others' unused by design
         config.option.warn_unused_snapshots = True
-    for behaviour in sorted({claim.behaviour for claim in session.claims} - {"sanity", "behaviour"}):
+    for behaviour in sorted({claim.behaviour for claim in session.claims} - {"sanity", "behaviour", "prediction"}):
         config.addinivalue_line("markers", f"{behaviour}: claims of behaviour '{behaviour}'")
     for family in sorted({family for claim in session.claims for family in claim.models}):
         config.addinivalue_line("markers", f"{model_marker(family)}: claims written for model family '{family}'")

@@ -4,6 +4,7 @@ A head is ablated at ``blocks.L.attn.hook_z`` (its output before W_O): ``zero`` 
 to 0, ``mean`` to its mean over batch and positions on the same input.
 """
 
+import math
 from collections import defaultdict
 
 from jaxtyping import Float
@@ -39,11 +40,18 @@ def ablation_hooks(heads: list[tuple[int, int]], how: str) -> list:
     return [(f"blocks.{layer}.attn.hook_z", make_hook(indices)) for layer, indices in by_layer.items()]
 
 
+METRICS = ("probability", "logprob")
+
+
 @probe("ablation_drop_in_name_probability", hooks=())
 def ablation_drop_in_name_probability(
-    ctx: ProbeContext, *, heads: list[str], name: str, occurrence: int, how: str = "zero"
+    ctx: ProbeContext, *, heads: list[str], name: str, occurrence: int, how: str = "zero", metric: str = "probability"
 ) -> Measurement:
-    """Mean continuation probability of ``name`` at ``occurrence``, clean minus with ``heads`` ablated."""
+    """Mean continuation probability of ``name`` at ``occurrence``, clean minus with ``heads`` ablated;
+    with ``metric = "logprob"`` the mean log-probability instead (nats): it does not saturate near
+    p = 1, so it shows a loss that backup heads keep the probability from showing."""
+    if metric not in METRICS:
+        raise ProbeInputError(f"metric {metric!r} is not known. Valid: {', '.join(METRICS)}.")
     cfg = ctx.model.cfg
     parsed = [parse_head(h, cfg.n_layers, cfg.n_heads) for h in heads]
     if not parsed:
@@ -59,9 +67,12 @@ def ablation_drop_in_name_probability(
     # what the ablation did at all: a control whose heads change nothing would be vacuous
     logit_change = float((ablated_logits.float() - clean_logits.float()).abs().max())
     mean = lambda values: sum(values) / len(values)  # noqa: E731
+    log_mean = lambda values: sum(math.log(max(p, 1e-45)) for p in values) / len(values)  # noqa: E731
+    value = mean(clean) - mean(ablated) if metric == "probability" else log_mean(clean) - log_mean(ablated)
     return Measurement(
-        value=mean(clean) - mean(ablated),
+        value=value,
         details={
+            "metric": metric,
             "ablation": how,
             "heads": heads,
             "clean": [round(p, 4) for p in clean],

@@ -118,6 +118,15 @@ def _arena_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"
     return torch.stack(rows).cpu()
 
 
+def published_stripe_scores(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
+    """Every head's stripe score exactly as TransformerLens's Exploratory demo computes it: the
+    mean of ``hook_pattern.diagonal(offset)`` over batch and positions, offset 1 (previous token),
+    seq_len (duplicate token), seq_len - 1 (induction), on the claim's [R, R] (no BOS)."""
+    if ctx.input is None or ctx.input.repeated_random is None or ctx.input.prepend_bos:
+        raise ProbeInputError("the demo's scores are defined on `repeated_random` inputs without BOS (bos = false): [R, R]")
+    return arena_scores_on(ctx, kind)
+
+
 def scores_per_input(ctx: ProbeContext, kind: str) -> list[tuple[ProbeContext, Tensor]]:
     """(context, content scores) for the claim's input and each of its other lags."""
     if ctx.input is None or ctx.input.repeated_random is None:
@@ -175,13 +184,60 @@ def head_score(ctx: ProbeContext, *, head: str, kind: str) -> Measurement:
     )
 
 
+@probe("head_table_deviation", hooks=PATTERN_HOOK)
+def head_table_deviation(ctx: ProbeContext, *, kind: str, run: str = "A") -> Measurement:
+    """The largest |measured - published| ``kind`` score over every head, against the Exploratory
+    demo's published layer x head table of ``run`` (``fixtures/published/gpt2-heads.json``),
+    measured the demo's way."""
+    from interp_claims.published import DEMO_RUNS, demo_table
+
+    if run not in DEMO_RUNS:
+        raise ProbeInputError(f"run {run!r} is not one of the demo's stored runs. Valid: {', '.join(DEMO_RUNS)}.")
+    try:
+        published = torch.tensor(demo_table(kind, run), dtype=torch.float32)
+    except KeyError as unknown:
+        raise ProbeInputError(str(unknown.args[0])) from None
+    table = f"Exploratory demo run {run}"
+    measured = published_stripe_scores(ctx, kind)
+    if measured.shape != published.shape:
+        raise ProbeInputError(f"table {table!r} is {list(published.shape)} (layers x heads); the model has {list(measured.shape)}")
+    deviation = (measured - published).abs()
+    order = deviation.flatten().argsort(descending=True)[:5].tolist()
+    worst = [divmod(i, measured.shape[1]) for i in order]
+    return Measurement(
+        value=float(deviation.max()),
+        details={
+            "definition": f"the Exploratory demo's {kind} stripe score (probes/heads.py published_stripe_scores)",
+            "table": table,
+            "mean_abs_deviation": round(float(deviation.mean()), 4),
+            "worst_heads": {head_name(*h): {"measured": round(float(measured[h]), 4), "published": round(float(published[h]), 4)}
+                            for h in worst},
+            "kind": f"{kind} (the demo's stripe, [R, R] no BOS)",
+            "all_heads": [[round(float(v), 3) for v in row] for row in measured],  # for the report's heatmap
+        },
+    )
+
+
 @probe("best_unclaimed_head_score", hooks=PATTERN_HOOK)
-def best_unclaimed_head_score(ctx: ProbeContext, *, kind: str, claimed: list[str]) -> Measurement:
-    """The highest ``kind`` score, at any of the claim's lags, among heads not in ``claimed``: a negative control."""
+def best_unclaimed_head_score(
+    ctx: ProbeContext, *, kind: str, claimed: list[str] | None = None, table: str | None = None, at_least: float | None = None
+) -> Measurement:
+    """The highest ``kind`` score, at any of the claim's lags, among heads not in ``claimed`` nor,
+    with ``table`` and ``at_least``, scoring ``at_least`` or more in that published table: a negative control."""
     cfg = ctx.model.cfg
-    if not claimed:
-        raise ProbeInputError("claimed is empty: list the heads the control excludes, e.g. ['5.1', '5.5']")
-    excluded = {parse_head(h, cfg.n_layers, cfg.n_heads) for h in claimed}
+    excluded = {parse_head(h, cfg.n_layers, cfg.n_heads) for h in claimed or ()}
+    if (table is None) != (at_least is None):
+        raise ProbeInputError("table and at_least go together: the published table and the score that makes a head claimed")
+    if table is not None:
+        from interp_claims.published import table as published_table
+
+        try:
+            scores = published_table(table)
+        except KeyError as unknown:
+            raise ProbeInputError(str(unknown.args[0])) from None
+        excluded |= {(layer, index) for layer, row in enumerate(scores) for index, v in enumerate(row) if v >= at_least}
+    if not excluded:
+        raise ProbeInputError("no head is excluded: list `claimed` heads (e.g. ['5.1', '5.5']) or give `table` and `at_least`")
     per_input = scores_per_input(ctx, kind)
     scores = torch.stack([s for _, s in per_input]).amax(dim=0)
     for layer, index in excluded:
@@ -190,7 +246,7 @@ def best_unclaimed_head_score(ctx: ProbeContext, *, kind: str, claimed: list[str
     layer, index = divmod(best, cfg.n_heads)
     return Measurement(
         value=float(scores[layer, index]),
-        details={"best_unclaimed_head": head_name(layer, index), "excluded": sorted(claimed),
+        details={"best_unclaimed_head": head_name(layer, index), "excluded": sorted(head_name(*h) for h in excluded),
                  "per_lag": per_lag_details(per_input, kind, layer, index)},
         pictures=[pattern_picture(ctx, layer, index)],
     )

@@ -20,7 +20,7 @@ Residual stream layout (standard basis dimensions of d_model = 768)::
                      there, as GPT-2's heads do on the first token.
     TOKEN   3..65    token code: a random vector per token id, two zero-mean blocks of 31
                      dims with squared norm 1/2 each (<|endoftext|>: zero).
-    POS     65..121  position code: cos/sin of 28 random frequencies (unit norm).
+    POS     65..121  position code: cos/sin of 28 random frequencies (unit norm); none at the first position.
     MOD     121..153 one-hot of the position modulo 32 (a duplicate-token head's "not me").
     PREV    153..215 written by the previous-token writers (2.2, 4.11): the code of token i-1.
     COPY    215..277 written by the copying induction heads: the token code they predict.
@@ -29,6 +29,7 @@ Residual stream layout (standard basis dimensions of d_model = 768)::
                      recompute of the MLP that drops a bias or a gain is caught.
     NOISE   341..405 written by every head without a planted output; read weakly by the
                      unembedding.
+    LATER   405      +1 at every position but the first: switches layer 0's token eraser off.
 
 Each head's attention score = FIRST-position sink (logit ``SINK_LOGIT``) plus one planted
 behaviour, the one its published scores put first (no GPT-2 small head scores above 0.05 on
@@ -90,6 +91,7 @@ PREV = slice(153, 215)
 COPY = slice(215, 277)
 SCRATCH = slice(277, 341)
 NOISE = slice(341, 405)
+LATER = slice(405, 406)  # +1 at every position but the first: what keeps layer 0's eraser off there
 CODE_DIM = TOKEN.stop - TOKEN.start  # 62
 BLOCK_DIM = TOKEN_A.stop - TOKEN_A.start  # 31
 N_FREQS = (POS.stop - POS.start) // 2  # 28
@@ -199,6 +201,14 @@ def position_codes(freqs: Float[Tensor, " freq"], n_ctx: int = N_CTX) -> Float[T
     return torch.cat([angles.cos(), angles.sin()], dim=-1) / math.sqrt(N_FREQS)
 
 
+def planted_position_codes(freqs: Float[Tensor, " freq"], n_ctx: int = N_CTX) -> Float[Tensor, "n_ctx 2*freq"]:
+    """The position codes as the model holds them: none at the first position, so that the sink's
+    key carries no position a previous-token head could match (its score stays SINK_LOGIT)."""
+    codes = position_codes(freqs, n_ctx)
+    codes[0] = 0.0
+    return codes
+
+
 def rotate_back_one(freqs: Float[Tensor, " freq"]) -> Float[Tensor, "2*freq 2*freq"]:
     """Linear map taking position code p_i to p_{i-1} (as a right-multiplied matrix)."""
     return rotate_back(freqs, 1)
@@ -222,20 +232,22 @@ def rotate_back(freqs: Float[Tensor, " freq"], steps: int) -> Float[Tensor, "2*f
 
 
 def structural_logits(
-    kind: str, logit: Float[Tensor, " head"], freqs: Float[Tensor, " freq"], key_gain: Float[Tensor, " key"] | None = None
+    kind: str, logit: Float[Tensor, " head"], freqs: Float[Tensor, " freq"], key_gain: Float[Tensor, " key"] | None = None,
+    sink: bool = True,
 ) -> Float[Tensor, "head query key"]:
     """Attention scores of heads planted for ``kind`` with these logits on [R, R], R of
     ``DEMO_SETUP['seq_len']`` distinct tokens, no BOS: the planted term where the structure puts
     it (the exact positional kernel for previous-token heads); for token-matching heads every
     other key gets its expected weight under random cross-talk, ``CROSS_TALK[kind] * logit``
     of standard deviation (E e^X = e^(sigma^2 / 2)). ``key_gain``: how strongly each key
-    position's PREV holds its previous token, relative to the average (induction heads)."""
+    position's PREV holds its previous token, relative to the average (induction heads). ``sink``:
+    the first position scores ``SINK_LOGIT`` more (every head but layer 0's token matchers)."""
     n = DEMO_SETUP["seq_len"]
     positions = torch.arange(2 * n)
     query, key = positions[:, None], positions[None, :]
     logit = logit[:, None, None]
     if kind == "previous_token":
-        codes = position_codes(freqs, 2 * n)
+        codes = planted_position_codes(freqs, 2 * n)
         scores = logit * ((codes @ rotate_back_one(freqs)) @ codes.T)
     else:
         if kind == "duplicate_token":
@@ -245,7 +257,9 @@ def structural_logits(
             if key_gain is not None:
                 planted = planted * key_gain[None, :]
         cross_talk = (CROSS_TALK[kind] * logit) ** 2 / 2
-        scores = torch.where(planted == 0, cross_talk, logit * planted)
+        scores = torch.where((planted == 0) & ((key > 0) | (not sink)), cross_talk, logit * planted)
+    if sink:
+        scores = scores + SINK_LOGIT * (key == 0).float()
     return scores.masked_fill(key > query, float("-inf"))
 
 
@@ -257,14 +271,15 @@ def demo_scores(pattern: Float[Tensor, "head query key"]) -> dict[str, Float[Ten
 
 
 def calibrate(
-    kind: str, targets: Float[Tensor, " head"], freqs: Float[Tensor, " freq"], key_gain: Float[Tensor, " key"] | None = None
+    kind: str, targets: Float[Tensor, " head"], freqs: Float[Tensor, " freq"], key_gain: Float[Tensor, " key"] | None = None,
+    sink: bool = True,
 ) -> Float[Tensor, " head"]:
     """The logit that gives each head its target ``kind`` score on the demo's structure (bisection;
     the score rises with the logit). Targets below what diffuse attention gives get the floor."""
     low, high = torch.full_like(targets, -10.0), torch.full_like(targets, 30.0)
     for _ in range(40):
         middle = (low + high) / 2
-        reached = demo_scores(structural_logits(kind, middle, freqs, key_gain).softmax(dim=-1))[kind]
+        reached = demo_scores(structural_logits(kind, middle, freqs, key_gain, sink).softmax(dim=-1))[kind]
         low, high = torch.where(reached < targets, middle, low), torch.where(reached < targets, high, middle)
     return (low + high) / 2
 
@@ -277,6 +292,12 @@ class PublishedPlan:
     prev_gain: float  # the writers' mean share of attention on the previous token (keys 1..seq_len)
 
 
+def has_sink(layer: int, kind: str) -> bool:
+    """Every head rests on the first position but layer 0's token matchers: before the first MLP
+    erases it, a first token without BOS still carries its code, which they would match."""
+    return layer > 0 or kind == "previous_token"
+
+
 @cache
 def published_plan(run: str, seed: int) -> PublishedPlan:
     """(kind, logit) of every head: its published scores' largest kind, at the calibrated logit.
@@ -285,16 +306,20 @@ def published_plan(run: str, seed: int) -> PublishedPlan:
     published = torch.tensor([demo_table(kind, run) for kind in KINDS])  # [kind, layer, head]
     best = published.argmax(dim=0)
     plan: dict[Head, tuple[str, float]] = {}
+    prev_gain = 1.0
     for k, kind in enumerate(KINDS):  # previous-token heads first: induction keys read what they write
-        heads = (best == k).nonzero().tolist()
-        targets = torch.tensor([float(published[k, layer, head]) for layer, head in heads])
         key_gain = None
         if kind == "induction":
             share = writer_share([plan[w] for w in WRITERS], freqs)
             prev_gain = float(share[1 : DEMO_SETUP["seq_len"] + 1].mean())  # the keys the demo's stripe reads
             key_gain = share / prev_gain
-        logits = calibrate(kind, targets, freqs, key_gain)
-        plan |= {(layer, head): (kind, float(logit)) for (layer, head), logit in zip(heads, logits, strict=True)}
+        for sink in (False, True):
+            heads = [(layer, head) for layer, head in (best == k).nonzero().tolist() if has_sink(layer, kind) == sink]
+            if not heads:
+                continue
+            targets = torch.tensor([float(published[k, layer, head]) for layer, head in heads])
+            logits = calibrate(kind, targets, freqs, key_gain, sink)
+            plan |= {(layer, head): (kind, float(logit)) for (layer, head), logit in zip(heads, logits, strict=True)}
     return PublishedPlan(plan, prev_gain)
 
 
@@ -345,7 +370,8 @@ def build_planted_gpt2(
     gpt.wte.weight[:, TOKEN] = codes
     gpt.wpe.weight[:, ANCHOR] = torch.tensor([ANCHOR_NORM, -ANCHOR_NORM])
     gpt.wpe.weight[0, FIRST] = 1.0
-    gpt.wpe.weight[:, POS] = position_codes(freqs)
+    gpt.wpe.weight[1:, LATER] = 1.0
+    gpt.wpe.weight[:, POS] = planted_position_codes(freqs)
     gpt.wpe.weight[torch.arange(N_CTX), MOD.start + torch.arange(N_CTX) % MOD_PERIOD] = 1.0
 
     # Every LayerNorm divides by ~|x| / sqrt(d_model); a gain of that size makes it ~identity.
@@ -391,6 +417,8 @@ def build_planted_gpt2(
                 plant_sink(q, k)
                 continue
             kind, logit = plan[layout.source_of((layer, head))]
+            if has_sink(layer, kind):
+                plant_sink(q, k)
             if kind == "previous_token":
                 q[POS, :positions] = logit * score_scale * rotate_back_one(freqs)
                 k[POS, :positions] = torch.eye(positions)
@@ -416,7 +444,7 @@ def build_planted_gpt2(
                 o[: D_HEAD - 1, NOISE] = NOISE_OV * torch.randn(D_HEAD - 1, noise, generator=generator) / math.sqrt(noise)
 
     # MLPs: random, reading every signal dimension, writing only SCRATCH.
-    signal = slice(FIRST.start, SCRATCH.stop)
+    signal = slice(FIRST.start, SCRATCH.stop)  # (LATER not: it stays a clean switch)
     for block in gpt.h:
         w_in = block.mlp.c_fc.weight  # [d_model, d_mlp]
         w_in[signal, :] = 0.5 * torch.randn(signal.stop - signal.start, D_MLP, generator=generator)
@@ -424,6 +452,7 @@ def build_planted_gpt2(
         w_out = 0.002 * torch.randn(D_MLP, SCRATCH.stop - SCRATCH.start, generator=generator)
         block.mlp.c_proj.weight[:, SCRATCH] = w_out - w_out.mean(dim=-1, keepdim=True)
         block.mlp.c_proj.bias[SCRATCH] = BIAS_SCALE * torch.randn(scratch, generator=generator)
+    plant_first_token_eraser(gpt.h[0].mlp)
 
     model.lm_head.weight[:, COPY] = UNEMBED_GAIN * codes
     noise = NOISE.stop - NOISE.start
@@ -431,6 +460,30 @@ def build_planted_gpt2(
     for token_id, logit in UNIGRAM_PRIOR.items():
         model.lm_head.weight[token_id, ANCHOR.start] = logit / ANCHOR_NORM
     return model
+
+
+ERASER_GATE = 8.0  # after the first position gelu(x - 8) - gelu(-x - 8) ~ 1e-14 x: off
+
+
+def plant_first_token_eraser(mlp) -> None:
+    """Layer 0's MLP removes the token code at the first position (2 x 62 of its 3072 neurons):
+    from layer 1 on, the first position is a content-free sink, with BOS or without (the demo's
+    [R, R]), as GPT-2's first position acts. Per TOKEN dim i, neurons A = gelu(x_i - 8 LATER) and
+    B = gelu(-x_i - 8 LATER); gelu(x) - gelu(-x) = x exactly (for gelu_new too: its tanh argument
+    is odd), so A - B = x_i at the first position (LATER = 0: no large term to cancel, so float32
+    keeps it exact) and 0 elsewhere; the MLP writes -(A - B)."""
+    neurons = torch.arange(2 * CODE_DIM)
+    a, b = neurons[:CODE_DIM], neurons[CODE_DIM:]
+    dims = torch.arange(TOKEN.start, TOKEN.stop)
+    w_in, w_out = mlp.c_fc.weight, mlp.c_proj.weight  # [d_model, d_mlp], [d_mlp, d_model]
+    w_in[:, neurons] = 0.0
+    w_in[dims, a] = 1.0
+    w_in[dims, b] = -1.0
+    w_in[LATER.start, neurons] = -ERASER_GATE
+    mlp.c_fc.bias[neurons] = 0.0
+    w_out[neurons, :] = 0.0
+    w_out[a, dims] = -1.0
+    w_out[b, dims] = 1.0
 
 
 def layout_description(layout: PlantedLayout, seed: int) -> dict:

@@ -48,6 +48,9 @@ def record(claims_session, record_property, case, measurement, passed: bool, thr
     result = claims_session.record(case.claim, measurement, passed, threshold, margin, claims_session.combos[case.combo])
     for key in ("value", "threshold", "margin", "source", "behaviour", "kind", "combination"):
         record_property(key, result[key])
+    if result["published"] is not None:
+        record_property("published", result["published"]["value"])
+        record_property("published_source", result["published"]["source"])
 
 
 def measure_across(claims_session, case):
