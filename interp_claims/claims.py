@@ -196,7 +196,7 @@ def _validate_checkpoints(row: dict[str, Any], error) -> None:
 
 def _validate_published(row: dict[str, Any], error) -> None:
     published, kind = row.get("published"), row["kind"]
-    about_gpt2 = "gpt2" in row["models"] or "*" in row["models"]
+    about_gpt2 = "gpt2" in row["models"]  # "*" (any model) is a claim of the user's about their models
     if published is None:
         if kind == "behaviour" and about_gpt2:
             raise error("a behaviour claim about gpt2 needs `published = { value = ..., source = \"...\", spread = ... }` "

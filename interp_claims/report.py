@@ -28,7 +28,7 @@ def summary_lines(run: dict, results: list[dict]) -> list[str]:
         f"model {run['model']} (family {run['family']}) on {run['device']} {run['dtype']}, weights {run['weights']}",
         *([f"model {run.get('hub_id')} at {run['commit']} (revision {run.get('revision')}), {run.get('weights_origin')}: {run.get('weights_folder')}"]
           if run.get("commit") else []),
-        f"{'claim':<48} {'passed':>7} {'worst value':<24} threshold",
+        f"{'claim':<48} {'passed':>7} {'worst value':<24} {'published':<12} threshold",
     ]
     groups: dict[str, list[dict]] = {}
     for r in results:
@@ -39,7 +39,8 @@ def summary_lines(run: dict, results: list[dict]) -> list[str]:
         worst = failing[0] if failing else min(numeric, key=lambda r: r["margin"]) if numeric else rows[0]
         count = f"{len(rows) - len(failing)}/{len(rows)}"
         flag = "" if not failing else "  <- FAIL"
-        lines.append(f"{claim_id[:48]:<48} {count:>7} {_short(worst['value'], 24):<24} {_short(worst['threshold'], 36)}{flag}")
+        lines.append(f"{claim_id[:48]:<48} {count:>7} {_short(worst['value'], 24):<24} {published_text(worst, 12):<12} "
+                     f"{_short(worst['threshold'], 36)}{flag}")
     ratio = run["claim_seconds"] / run["forward_seconds"] if run["forward_seconds"] else float("nan")
     lines.append(
         f"{passed}/{len(results)} claims passed ({counts_by_kind(results)}); {run['forward_passes']} forward passes took "
@@ -49,13 +50,23 @@ def summary_lines(run: dict, results: list[dict]) -> list[str]:
     return lines
 
 
+def published_text(result: dict, width: int = 24) -> str:
+    """The published value a claim rests on, '(prediction)' where none is, '' for sanity claims without one."""
+    published = result.get("published")
+    if published:
+        return _short(published["value"], width)
+    return "(prediction)" if result.get("kind") == "prediction" else ""
+
+
 def counts_by_kind(results: list[dict]) -> str:
-    """'behaviour 40/41 passed, sanity 59/59 passed': what was shown, apart from what any model shows."""
+    """'behaviour 40/41 passed, prediction 12/12 passed (never checked on real GPT-2), sanity 59/59
+    passed': what was shown, apart from what nobody published and from what any model shows."""
     parts = []
-    for kind in ("behaviour", "sanity"):
+    for kind in ("behaviour", "prediction", "sanity"):
         rows = [r for r in results if r.get("kind", "behaviour") == kind]
         if rows:
-            parts.append(f"{kind} {sum(r['passed'] for r in rows)}/{len(rows)} passed")
+            note = " (never checked on real GPT-2)" if kind == "prediction" else ""
+            parts.append(f"{kind} {sum(r['passed'] for r in rows)}/{len(rows)} passed{note}")
     return ", ".join(parts)
 
 
@@ -78,12 +89,13 @@ def write_markdown(path: Path, run: dict, results: list[dict]) -> None:
            f"snapshot `{run.get('weights_folder')}`.", ""] if run.get("commit") else []),
         f"{sum(r['passed'] for r in results)} of {len(results)} claims passed: {counts_by_kind(results)}.",
         "",
-        "| claim | kind | pass | value | threshold | margin | source |",
-        "|---|---|---|---|---|---|---|",
+        "| claim | kind | pass | value | published | threshold | margin | source |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
-        cells = [r["id"], r.get("kind", ""), "yes" if r["passed"] else "**NO**", _short(r["value"], 60), r["threshold"], margin, r["source"]]
+        cells = [r["id"], r.get("kind", ""), "yes" if r["passed"] else "**NO**", _short(r["value"], 60), published_text(r, 40),
+                 r["threshold"], margin, r["source"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     path.write_text("\n".join(lines) + "\n")
 
@@ -207,8 +219,11 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
         margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
         status = '<td class="pass">pass</td>' if r["passed"] else '<td class="fail">FAIL</td>'
         name = f"<a href='#{esc(r['id'])}'>{esc(r['id'])}</a>" if r["pictures"] else esc(r["id"])
+        published = r.get("published") or {}
+        published_title = f" title='{esc(published.get('source', ''))}; {esc(published.get('setup', ''))}'" if published else ""
         rows.append(
             f"<tr><td>{name}</td>{status}<td>{esc(_short(r['value'], 60))}</td>"
+            f"<td{published_title}>{esc(published_text(r, 40))}</td>"
             f"<td>{esc(r['threshold'])}</td><td>{margin}</td><td>{esc(r['source'])}</td></tr>"
         )
     figures = []
@@ -244,7 +259,7 @@ dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</cod
 <h2>By behaviour</h2>
 <table><tr><th>behaviour</th><th>kind</th><th>passed</th></tr>{summary}</table>
 <h2>Claims</h2>
-<table><tr><th>claim</th><th>result</th><th>value</th><th>threshold</th><th>margin</th><th>source</th></tr>
+<table><tr><th>claim</th><th>result</th><th>value</th><th>published</th><th>threshold</th><th>margin</th><th>source</th></tr>
 {''.join(rows)}</table>
 {f"<h2>Training and checkpoints</h2>{training}" if training else ""}
 <h2>Head scores</h2>

@@ -45,35 +45,45 @@ DECOYS = (
         PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), fixed_offset=(((5, 1), 49),)),
         must_fail=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.1]",
                    "circuits.induction-ov-copying[5.1]"),
-        must_pass=("heads.induction[5.5]", "embedded.no-unplanted-induction-head", *SHARED_PASSES),
+        must_pass=("heads.induction[5.5]", "heads.no-other-induction-head", *SHARED_PASSES),
+    ),
+    Decoy(
+        "demo-lag-induction",
+        "5.1 attends 99 positions back whatever the tokens: the published demo's induction stripe (seq_len 100) "
+        "without the behaviour; the content-based claims at other lags catch it. (The demo-setup table claim reads "
+        "only that lag: this decoy fails it by attending harder than published, 1.0 against 0.931, not by position)",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), fixed_offset=(((5, 1), 99),)),
+        must_fail=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-ov-copying[5.1]"),
+        must_pass=("heads.induction[5.5]", *SHARED_PASSES),
     ),
     Decoy(
         "silent-induction",
         "5.1 attends exactly like an induction head but writes nothing (a passenger)",
-        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), silent_induction=((5, 1),)),
+        PlantedLayout(silent=((5, 1),)),
         must_fail=("circuits.induction-logit-attribution[5.1]", "circuits.induction-ov-copying[5.1]"),
         must_pass=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.5]",
-                   *SHARED_PASSES),
+                   "published.head-table[induction]", *SHARED_PASSES),
     ),
     Decoy(
         "fixed-offset-duplicate",
-        "0.1 attends 50 positions back whatever the tokens (the earlier copy at seq_len 50)",
-        PlantedLayout(duplicate_token=without(DEFAULT_LAYOUT.duplicate_token, (0, 1)), fixed_offset=(((0, 1), 50),)),
-        must_fail=("heads.duplicate-token[0.1]",),
-        must_pass=("heads.duplicate-token[0.10]", *SHARED_PASSES),
+        "0.5 attends 50 positions back whatever the tokens (the earlier copy at seq_len 50)",
+        PlantedLayout(fixed_offset=(((0, 5), 50),)),
+        must_fail=("heads.duplicate-token[0.5]", "published.head-table[duplicate_token]"),
+        must_pass=("heads.duplicate-token[3.0]", *SHARED_PASSES),
     ),
     Decoy(
         "induction-moved-one-layer",
-        "the in-context copying is real, but done by heads one layer later than the claims name",
-        PlantedLayout(induction=((6, 1), (6, 5), (7, 9), (8, 2), (8, 10))),
+        "the in-context copying is real, but done by heads one layer later than the claims name (each swapped "
+        "with the head one layer down)",
+        PlantedLayout(swaps=(((5, 1), (6, 1)), ((5, 5), (6, 5)), ((6, 9), (7, 9)), ((7, 2), (8, 2)), ((7, 10), (8, 10)))),
         must_fail=(*(f"heads.induction[{h}]" for h in INDUCTION), "induction.layer5[5.1]", "induction.layer5[5.5]",
                    "circuits.induction-logit-attribution[5.1]", "ablation.induction-heads-carry-repetition",
-                   "embedded.no-unplanted-induction-head"),
+                   "heads.no-other-induction-head", "published.head-table[induction]"),
         must_pass=SHARED_PASSES,
     ),
     Decoy(
         "bos-sink",
-        "5.1 and 5.5 rest all their attention on BOS and write nothing; the other three induction heads copy",
+        "5.1 and 5.5 rest all their attention on the first position and write nothing; the other copying heads copy",
         PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1), (5, 5)), bos_sink=((5, 1), (5, 5))),
         must_fail=("heads.induction[5.1]", "heads.induction[5.5]", "induction.layer5[5.1]", "induction.layer5[5.5]",
                    "circuits.induction-logit-attribution[5.1]", "circuits.induction-logit-attribution[5.5]"),
@@ -81,10 +91,11 @@ DECOYS = (
     ),
     Decoy(
         "silent-previous-token",
-        "4.11 attends to the previous token but writes nothing; 2.2 alone feeds the induction heads",
-        PlantedLayout(previous_token=((2, 2),), silent_previous_token=((4, 11),)),
-        must_fail=("circuits.previous-token-ablation[4.11]",),
-        must_pass=("heads.previous-token[4.11]", "circuits.previous-token-ablation[2.2]", *SHARED_PASSES),
+        "2.2 attends to the previous token as published but writes nothing; 4.11 alone feeds the induction heads "
+        "(a third weaker: on the twin they then stop copying, so the repetition claims fail too and are not listed)",
+        PlantedLayout(silent=((2, 2),)),
+        must_fail=("circuits.previous-token-ablation[2.2]",),
+        must_pass=("heads.previous-token[2.2]", "circuits.previous-token-ablation[4.11]", "normalisation.notebook-prompt"),
     ),
 )
 

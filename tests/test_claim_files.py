@@ -18,6 +18,7 @@ justification = "a reason"
 input = { repeated_random = { seq_len = 5, batch = 2, seed = 0 } }
 params = { kind = "induction" }
 each = { head = ["5.1", "5.5"] }
+published = { table = "EA_runA_Induction_Head_Scores", source = "TransformerLens Exploratory demo", spread = 0.076 }
 expect = { op = ">", value = 0.4 }
 """
 
@@ -46,7 +47,14 @@ def test_each_expands_into_one_claim_per_value(tmp_path):
         (('kind = "induction"', 'kind = "induction", colour = "red"'), "takes no parameter(s) colour"),
         (('input = { repeated_random = { seq_len = 5, batch = 2, seed = 0 } }\n', ""), "needs an `input` table"),
         (('models = ["gpt2"]', "models = []"), "models must be a non-empty list"),
-        (('kind = "behaviour"', 'kind = "vibe"'), "kind 'vibe' is not known. Valid: sanity, behaviour"),
+        (('kind = "behaviour"', 'kind = "vibe"'), "kind 'vibe' is not known. Valid: sanity, behaviour, prediction"),
+        (('published = { table', '# published = { table'), "a behaviour claim about gpt2 needs `published"),
+        (('kind = "behaviour"', 'kind = "prediction"'), "a prediction has no published value"),
+        ((', spread = 0.076', ''), "published needs a `spread`"),
+        (('spread = 0.076', 'spread = -1'), "published.spread must be a non-negative finite number"),
+        (('table = "EA_runA_Induction_Head_Scores"', 'table = "EA_runZ"'), "published.table 'EA_runZ' is not a published table"),
+        (('source = "TransformerLens Exploratory demo", ', 'source = "TransformerLens Exploratory demo", colour = 1, '), "published has unknown field(s) colour"),
+        (('table = "EA_runA_Induction_Head_Scores"', 'table = "EA_runA_Induction_Head_Scores", value = 1'), "exactly one of `value`"),
         (('kind = "behaviour"\n', ""), "missing field(s) kind"),
         (("seq_len = 5,", "seq_len = [5, 5],"), "seq_len must be a number or a list of distinct numbers"),
         (('kind = "behaviour"', 'kind = "behaviour"\nacross = "colour"'), "across 'colour' needs one of dtype, device"),
@@ -65,6 +73,58 @@ def test_malformed_claims_name_file_row_and_problem(tmp_path, change, message):
     assert str(path) in str(error.value)
     assert "claim #1" in str(error.value)
     assert message in str(error.value)
+
+
+def test_a_claim_its_own_published_number_fails_is_refused_at_load(tmp_path):
+    """The old catalogue's duplicate-token claim on 0.10 (published 0.019 on random tokens) against
+    its bar 0.3: GPT-2 itself would fail it, so the file is refused, naming the case."""
+    text = (GOOD.replace('"induction" }', '"duplicate_token" }').replace('["5.1", "5.5"]', '["3.0", "0.10"]')
+            .replace("EA_runA_Induction_Head_Scores", "EA_runA_Duplicate_Token_Scores").replace("0.076", "0.029")
+            .replace("value = 0.4", "value = 0.3"))
+    with pytest.raises(ClaimFileError) as error:
+        load_claim_file(write(tmp_path, text))
+    message = str(error.value)
+    assert "x.one[0.10]: published value 0.018" in message and "(worst -0.01" in message
+    assert "does not satisfy > 0.3: GPT-2's own published number fails this claim" in message
+
+
+def test_the_spread_is_the_margin_a_published_value_must_clear(tmp_path):
+    """10.1's published induction score is 0.482: it clears 0.45 by 0.032, less than the demo's
+    run-to-run spread (0.076), so a bar of 0.45 is refused; 0.4 is accepted."""
+    text = GOOD.replace('["5.1", "5.5"]', '["10.1"]')
+    assert load_claim_file(write(tmp_path, text))[0].published["value"] == pytest.approx(0.482, abs=1e-3)
+    with pytest.raises(ClaimFileError, match=r"x.one\[10.1\]: published value 0.48.* with spread 0.076"):
+        load_claim_file(write(tmp_path, text.replace("value = 0.4", "value = 0.45")))
+
+
+def test_published_values_per_case_and_exact_facts(tmp_path):
+    per_case = GOOD.replace('table = "EA_runA_Induction_Head_Scores"', 'value = { "5.1" = 0.9, "5.5" = 0.8 }')
+    assert [c.published["value"] for c in load_claim_file(write(tmp_path, per_case))] == [0.9, 0.8]
+    missing = GOOD.replace('table = "EA_runA_Induction_Head_Scores"', 'value = { "5.1" = 0.9 }')
+    with pytest.raises(ClaimFileError, match="published.value has no entry for case '5.5'"):
+        load_claim_file(write(tmp_path, missing))
+    exact = """
+    [[claim]]
+    id = "x.ids"
+    behaviour = "tokenization"
+    kind = "behaviour"
+    models = ["gpt2"]
+    probe = "token_ids"
+    source = "s"
+    params = { text = " Mary" }
+    published = { value = [5336], source = "a typo" }
+    expect = { op = "==", value = [5335] }
+    """
+    with pytest.raises(ClaimFileError, match=r"published value \[5336\] is not \[5335\]"):
+        load_claim_file(write(tmp_path, exact))
+
+
+def test_every_builtin_behaviour_claim_about_gpt2_rests_on_a_published_number():
+    claims = load_claims()
+    about_gpt2 = [c for c in claims if "gpt2" in c.models]
+    assert all(c.published is not None for c in about_gpt2 if c.kind == "behaviour")
+    assert all(c.published is None for c in claims if c.kind == "prediction")
+    assert sum(c.kind == "prediction" for c in about_gpt2) >= 10
 
 
 def test_between_needs_low_below_high(tmp_path):

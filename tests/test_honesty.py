@@ -28,28 +28,32 @@ def test_random_model_fails_every_behaviour_claim_and_passes_every_sanity_claim(
     assert result.ret == 1, result.stdout.str()[-2000:]
     claims = json.loads(report.read_text())["claims"]
     behaviour = {c["id"]: c["passed"] for c in claims if c["kind"] == "behaviour"}
+    prediction = {c["id"]: c["passed"] for c in claims if c["kind"] == "prediction"}
     sanity = {c["id"]: c["passed"] for c in claims if c["kind"] == "sanity"}
-    assert len(behaviour) > 30 and len(sanity) > 60
-    assert [claim for claim, passed in behaviour.items() if passed] == []
+    assert len(behaviour) > 20 and len(prediction) > 10 and len(sanity) > 60
+    assert [claim for claim, passed in {**behaviour, **prediction}.items() if passed] == []
     assert [claim for claim, passed in sanity.items() if not passed] == []
-    result.stdout.fnmatch_lines([f"*claims passed (behaviour 0/{len(behaviour)} passed, sanity {len(sanity)}/{len(sanity)} passed)*"])
+    result.stdout.fnmatch_lines([f"*claims passed (behaviour 0/{len(behaviour)} passed, prediction 0/{len(prediction)} passed "
+                                 f"(never checked on real GPT-2), sanity {len(sanity)}/{len(sanity)} passed)*"])
 
 
 def test_heads_planted_elsewhere_fail_the_catalogue(pytester, tmp_path):
-    moved = PlantedLayout(
-        previous_token=((1, 3), (3, 7)),
-        duplicate_token=((0, 4), (2, 8), (4, 5)),
-        induction=((8, 0), (8, 6), (9, 3), (10, 4), (11, 8)),
-    )
+    """The twin with its named heads' plans (attention and output) swapped onto heads that GPT-2's
+    tables give no role: every claim naming them fails, and so does the published-table claim."""
+    moved = PlantedLayout(swaps=(
+        ((2, 2), (1, 3)), ((4, 11), (1, 4)), ((3, 7), (1, 5)),  # previous-token heads (the writers among them)
+        ((0, 5), (0, 4)), ((3, 0), (2, 7)),  # duplicate-token heads
+        ((5, 1), (8, 0)), ((5, 5), (8, 4)), ((6, 9), (8, 9)), ((7, 2), (8, 11)), ((7, 10), (9, 5)),  # induction heads
+    ))
     folder = write_planted_model(tmp_path / "moved", moved)
     result, outcomes = run_suite(
-        pytester, "--model", str(folder), "-k", "heads or ablation or embedded. or circuits", report=tmp_path / "report.json"
+        pytester, "--model", str(folder), "-k", "heads or ablation or circuits or published", report=tmp_path / "report.json"
     )
     assert result.ret == 1
     for prefix in ("heads.induction", "heads.previous-token", "heads.duplicate-token", "ablation.induction-heads",
-                   "embedded.no-unplanted", "circuits."):
+                   "heads.no-other-", "circuits.", "published.head-table"):
         assert failed(outcomes, prefix) and all(failed(outcomes, prefix)), (prefix, outcomes)
-    # the control ablates five random heads, which write only noise: it still passes
+    # the control ablates five heads that write only noise, untouched by the swaps: it still passes
     assert outcomes["ablation.unclaimed-heads-do-not"] is True
 
 

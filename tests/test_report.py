@@ -42,6 +42,7 @@ def test_reports_hold_every_claim_and_embed_pictures(tmp_path):
     assert [c["id"] for c in data["claims"]] == ["heads.induction[5.1]", "heads.induction[5.5]"]
     assert {"passed", "value", "threshold", "source", "behaviour"} <= set(data["claims"][0])
     assert "| heads.induction[5.5] | behaviour | **NO** |" in markdown.read_text()
+    assert "| value | published | threshold |" in markdown.read_text()
     assert "1 of 2 claims passed: behaviour 1/2 passed." in markdown.read_text()
     html = page.read_text()
     images = re.findall(r"base64,([A-Za-z0-9+/=]+)", html)
@@ -72,3 +73,17 @@ def test_html_summarises_by_behaviour_and_draws_the_layer_by_head_scores(tmp_pat
 def test_sanity_and_behaviour_are_counted_apart():
     sanity = {**RESULTS[0], "id": "normalisation.x", "kind": "sanity"}
     assert counts_by_kind([*RESULTS, sanity]) == "behaviour 1/2 passed, sanity 1/1 passed"
+
+
+def test_predictions_are_counted_apart_and_published_values_shown_beside_measured(tmp_path):
+    published = {**RESULTS[0], "published": {"value": 0.931, "source": "TransformerLens Exploratory demo", "setup": "[R, R]"}}
+    prediction = {**RESULTS[0], "id": "ablation.x", "kind": "prediction", "published": None}
+    results = [published, prediction, RESULTS[1]]
+    assert counts_by_kind(results) == "behaviour 1/2 passed, prediction 1/1 passed (never checked on real GPT-2)"
+    lines = summary_lines(RUN, results)
+    assert "published" in lines[1] or "published" in lines[2]
+    assert any(line.startswith("ablation.x") and "(prediction)" in line for line in lines)
+    _, markdown, page = write_reports(tmp_path / "claims.json", RUN, results)
+    assert "| heads.induction[5.1] | behaviour | yes | 0.98 | 0.931 |" in markdown.read_text()
+    assert "| ablation.x | prediction | yes | 0.98 | (prediction) |" in markdown.read_text()
+    assert "title='TransformerLens Exploratory demo; [R, R]'>0.931</td>" in page.read_text()
