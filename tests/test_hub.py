@@ -6,6 +6,7 @@ its ordinary calls, writes its ordinary cache, and TransformerLens boots what it
 
 import json
 import shutil
+import sys
 import time
 
 import pytest
@@ -168,3 +169,48 @@ def test_checkpoints_of_a_hub_model_are_its_revisions(pytester, monkeypatch, hf_
     assert missing.ret == 4
     # a checkpoint is fetched mid-session: pytest.exit's line, on stdout
     missing.stdout.fnmatch_lines([f"*Exit: ERROR: model '{REPO_ID}': revision 'v9' does not exist on http://127.0.0.1:*"])
+
+
+@pytest.mark.slow
+def test_gpu_workflow_downloads_gpt2_and_checks_the_published_tables_first(pytester, monkeypatch, hf_home, tmp_path):
+    """gpu.yml's download step and its first claims step, as written (on this machine's device
+    instead of ``--device cuda``), against GPT-2's published twin served as
+    ``openai-community/gpt2`` at a pinned commit: the download fills the cache, then the published
+    tables are checked offline from it, and the twin, built from them, passes all three."""
+    import shlex
+
+    import yaml
+
+    from interp_claims.builtin.embedded import planted_model_folder
+    from tests.helpers import ROOT, SESSION_ARGS
+
+    twin = tmp_path / "gpt2-twin"  # the twin's files, without planted.json: a plain Hugging Face folder
+    twin.mkdir()
+    for path in planted_model_folder().iterdir():
+        if path.name != "planted.json":
+            (twin / path.name).symlink_to(path)
+    repo = Repo("openai-community/gpt2")
+    commit = repo.add_commit(twin, "main")
+    steps = {step.get("name"): step for step in yaml.safe_load((ROOT / ".github/workflows/gpu.yml").read_text())["jobs"]["gpu"]["steps"]}
+
+    def command(name: str) -> list[str]:
+        words = shlex.split(steps[name]["run"].replace('"$GPT2_REVISION"', commit))
+        assert words[:3] == [".venv/bin/python", "-m", words[2]]
+        if "--device" in words:  # the workflow's runner has CUDA; this machine may not
+            del words[words.index("--device") : words.index("--device") + 2]
+        return [sys.executable, *words[1:]]
+
+    with HubServer({repo.repo_id: repo}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        download = pytester.run(*command("Download GPT-2 at the pinned revision (the only online step)"), timeout=600)
+        assert download.ret == 0, download.stdout.str()[-2000:] + download.stderr.str()[-2000:]
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        before = len(hub.requests)
+        first = command("GPT-2's published head tables first (all 432 scores under the demo's own setup)")
+        assert first[3:5] == ["interp_claims/suite", "-k"]
+        result = pytester.run(*first[:3], str(ROOT / first[3]), "--rootdir", str(ROOT), "-p", "no:cacheprovider",
+                              *SESSION_ARGS, *first[4:], timeout=900)
+        assert hub.requests[before:] == []  # offline: from the cache the download step filled
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines([f"*model openai-community/gpt2 at {commit} (revision {commit})*",
+                                 "*3/3 claims passed (behaviour 3/3 passed)*"])

@@ -58,5 +58,9 @@ def test_gpu_job_pins_gpt2_caches_it_and_runs_offline():
     assert all(flag in claims["run"] for flag in ("--model gpt2", '--revision "$GPT2_REVISION"', "--junitxml", "--claims-report"))
     assert "GITHUB_STEP_SUMMARY" in steps["Claims report in the job summary"]["run"]
     assert "--benchmark-json" in steps["Benchmarks on GPT-2"]["run"]
+    names = list(steps)
+    first = "GPT-2's published head tables first (all 432 scores under the demo's own setup)"
+    assert names.index(first) < names.index("Claims on GPT-2 (offline, from the cache)")
+    assert "-k published.head-table" in steps[first]["run"] and steps[first]["env"]["HF_HUB_OFFLINE"] == "1"
     assert steps["Benchmarks on GPT-2"]["env"]["HF_HUB_OFFLINE"] == "1"
     assert any(step.get("uses", "").startswith("actions/upload-artifact") for step in job["steps"])
