@@ -209,6 +209,7 @@ def head_table_deviation(ctx: ProbeContext, *, kind: str, run: str = "A") -> Mea
         details={
             "definition": f"the Exploratory demo's {kind} stripe score (probes/heads.py published_stripe_scores)",
             "table": table,
+            "magnitude": 1.0,  # attention probabilities: the scale of a dtype's rounding steps here
             "mean_abs_deviation": round(float(deviation.mean()), 4),
             "worst_heads": {head_name(*h): {"measured": round(float(measured[h]), 4), "published": round(float(published[h]), 4)}
                             for h in worst},

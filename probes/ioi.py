@@ -20,6 +20,7 @@ from interp_claims.context import InputSpec, ProbeContext
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
 from probes.distribution import real_positions
+from probes.heads import parse_head
 
 IOI_DATA = FIXTURES_DIR / "ioi.toml"
 TEMPLATE_SETS = ("ABBA", "BABA", "both")
@@ -91,3 +92,26 @@ def ioi_accuracy(ctx: ProbeContext, *, count: int = 100, seed: int = 0, template
     misses = [text for (text, _, _), diff in zip(prompts, diffs.tolist(), strict=True) if diff <= 0]
     return Measurement(value=float((diffs > 0).float().mean()),
                        details={"prompts": count, "templates": templates, "misses": misses[:10]})
+
+
+@probe("ioi_s2_attention_to_s1", hooks=None)
+def ioi_s2_attention_to_s1(ctx: ProbeContext, *, head: str, count: int = 100, seed: int = 0, templates: str = "BABA") -> Measurement:
+    """A head's mean attention from the subject's second occurrence (S2) to its first (S1) on IOI
+    prompts: what Wang et al. 2022 call a duplicate-token head does on names (their Figure 2)."""
+    layer, index = parse_head(head, ctx.model.cfg.n_layers, ctx.model.cfg.n_heads)
+    prompts = ioi_prompts(ctx, count, seed, templates)
+    spec = InputSpec(texts=tuple(text for text, _, _ in prompts))
+    _, cache = ctx.runner.run(spec, ("attn.hook_pattern",))
+    tokens = ctx.runner.tokens(spec)
+    pattern = cache[f"blocks.{layer}.attn.hook_pattern"][:, index].float()
+    values, chance = [], []
+    for row, (_, _, s_id) in enumerate(prompts):
+        positions = (tokens[row] == s_id).nonzero()[:, 0].tolist()
+        if len(positions) < 2:
+            raise ProbeInputError(f"prompt {row} names its subject {len(positions)} time(s): S1 and S2 are needed")
+        s1, s2 = positions[:2]
+        values.append(float(pattern[row, s2, s1]))
+        chance.append(1.0 / (s2 + 1))
+    return Measurement(value=sum(values) / len(values),
+                       details={"prompts": count, "templates": templates, "uniform_attention": round(sum(chance) / len(chance), 4),
+                                "lowest": round(min(values), 4)})

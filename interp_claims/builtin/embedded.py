@@ -29,7 +29,7 @@ Residual stream layout (standard basis dimensions of d_model = 768)::
                      recompute of the MLP that drops a bias or a gain is caught.
     NOISE   341..405 written by every head without a planted output; read weakly by the
                      unembedding.
-    LATER   405      +1 at every position but the first: switches layer 0's token eraser off.
+    LATER   767      +1 at every position but the first: switches layer 0's token eraser off.
 
 Each head's attention score = FIRST-position sink (logit ``SINK_LOGIT``) plus one planted
 behaviour, the one its published scores put first (no GPT-2 small head scores above 0.05 on
@@ -91,7 +91,7 @@ PREV = slice(153, 215)
 COPY = slice(215, 277)
 SCRATCH = slice(277, 341)
 NOISE = slice(341, 405)
-LATER = slice(405, 406)  # +1 at every position but the first: what keeps layer 0's eraser off there
+LATER = slice(767, 768)  # +1 at every position but the first: what keeps layer 0's eraser off there (the last dim: see plant_first_token_eraser)
 CODE_DIM = TOKEN.stop - TOKEN.start  # 62
 BLOCK_DIM = TOKEN_A.stop - TOKEN_A.start  # 31
 N_FREQS = (POS.stop - POS.start) // 2  # 28
@@ -462,16 +462,18 @@ def build_planted_gpt2(
     return model
 
 
-ERASER_GATE = 8.0  # after the first position gelu(x - 8) - gelu(-x - 8) ~ 1e-14 x: off
+ERASER_GATE = 4.0  # after the first position gelu(x - 4) - gelu(-x - 4) = -0.001 x: off to 0.1%
 
 
 def plant_first_token_eraser(mlp) -> None:
     """Layer 0's MLP removes the token code at the first position (2 x 62 of its 3072 neurons):
     from layer 1 on, the first position is a content-free sink, with BOS or without (the demo's
-    [R, R]), as GPT-2's first position acts. Per TOKEN dim i, neurons A = gelu(x_i - 8 LATER) and
-    B = gelu(-x_i - 8 LATER); gelu(x) - gelu(-x) = x exactly (for gelu_new too: its tanh argument
-    is odd), so A - B = x_i at the first position (LATER = 0: no large term to cancel, so float32
-    keeps it exact) and 0 elsewhere; the MLP writes -(A - B)."""
+    [R, R]), as GPT-2's first position acts. Per TOKEN dim i, neurons A = gelu(x_i - 4 LATER) and
+    B = gelu(-x_i - 4 LATER); gelu(x) - gelu(-x) = x exactly (for gelu_new too: its tanh argument
+    is odd), so A - B = x_i at the first position (LATER = 0: no large term to cancel) and 0
+    elsewhere; the MLP writes -(A - B). LATER is the residual's last dimension: a float32 dot
+    product that adds its -4 last carries ~1 rounding of 4, not one per term added after it (the
+    recompute claims compare these pre-activations with a float64 reference at 1e-5)."""
     neurons = torch.arange(2 * CODE_DIM)
     a, b = neurons[:CODE_DIM], neurons[CODE_DIM:]
     dims = torch.arange(TOKEN.start, TOKEN.stop)
