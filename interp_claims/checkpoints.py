@@ -69,8 +69,10 @@ def at_checkpoints(values: list, at: str, op: str):
         return values[-1]
     if at == "change":
         return float(values[-1]) - float(values[0])
-    # "each": the checkpoint closest to failing a one-sided bound
-    return min(values) if op in (">", ">=") else max(values)
+    # "each": the checkpoint closest to failing a one-sided bound (NaN anywhere: NaN, which fails)
+    from interp_claims.measurement import worst_of
+
+    return worst_of(values, lowest=op in (">", ">="))
 
 
 def training_curve(folder: Path) -> list[dict]:

@@ -437,7 +437,8 @@ def check(claim: Claim, value: Any, dtype=None, magnitude: float | None = None) 
         if expect.get("rounding_steps"):
             if magnitude is None:
                 raise ValueError(f"claim {claim.id}: rounding_steps needs a probe that reports details['magnitude']; {claim.probe} does not")
-            bound += expect["rounding_steps"] * rounding_step(dtype, magnitude)
+            widening = expect["rounding_steps"] * rounding_step(dtype, magnitude)
+            bound += -widening if op in (">", ">=") else widening  # widen: a lower bound moves down
         margin = value - bound if op in (">", ">=") else bound - value
         return Verdict(passed=ONE_SIDED[op](value, bound), threshold=f"{op} {bound:g}", margin=margin)
     if op == "between":

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from interp_claims.report import dumps
+
 
 class ReportFileError(ValueError):
     """A report given to compare or merge cannot be read; the message names the file."""
@@ -155,7 +157,7 @@ def write_merged(out: Path, reports: list[dict]) -> tuple[Path, Path, Path]:
     merged = merge(reports)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(merged, indent=2, default=str))
+    out.write_text(dumps(merged))
     markdown, page = out.with_suffix(".md"), out.with_suffix(".html")
     markdown.write_text(merged_markdown(merged))
     page.write_text(merged_html(merged))

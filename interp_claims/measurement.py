@@ -1,5 +1,6 @@
 """What a probe returns: a value to check, and the evidence behind it."""
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,16 @@ def require_in_range(name: str, value: int, low: int, high: int | None = None) -
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         valid = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
         raise ProbeInputError(f"{name} = {value!r} is not valid: expected {valid}")
+
+
+def worst_of(values, lowest: bool) -> float:
+    """The lowest (or highest) of ``values``, NaN if any is NaN: Python's ``min``/``max`` skip a NaN
+    or not depending on where it stands (``min([0.5, nan, 0.6])`` is 0.5), and a value that could
+    not be measured must never let a claim pass."""
+    values = [float(v) for v in values]
+    if not values or any(math.isnan(v) for v in values):
+        return float("nan")
+    return min(values) if lowest else max(values)
 
 
 class ResourceUnavailable(RuntimeError):

@@ -7,6 +7,7 @@ no plotting library), so the page opens offline as a CI artifact.
 import base64
 import html
 import json
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -74,8 +75,25 @@ def _json_ready(results: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "pictures"} | {"pictures": len(r["pictures"])} for r in results]
 
 
+def strict_json(data: Any) -> Any:
+    """``data`` with every non-finite float as the string "NaN", "Infinity" or "-Infinity": JSON has
+    no such numbers, and Python's bare ``NaN`` makes a report other tools (jq, JavaScript) refuse."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+    if isinstance(data, dict):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(v) for v in data]
+    return data
+
+
+def dumps(data: Any) -> str:
+    """JSON as every report writes it: indented, strict (no bare NaN), anything else as text."""
+    return json.dumps(strict_json(data), indent=2, default=str, allow_nan=False)
+
+
 def write_json(path: Path, run: dict, results: list[dict]) -> None:
-    path.write_text(json.dumps({"run": run, "claims": _json_ready(results)}, indent=2, default=str))
+    path.write_text(dumps({"run": run, "claims": _json_ready(results)}))
 
 
 def write_markdown(path: Path, run: dict, results: list[dict]) -> None:
@@ -287,7 +305,7 @@ def write_reports(path: Path, run: dict, results: list[dict], comparison: dict |
 
         data = json.loads(path.read_text())
         data["compare"] = comparison
-        path.write_text(json.dumps(data, indent=2, default=str))
+        path.write_text(dumps(data))
         lines = comparison_lines(comparison["rows"], comparison["source"], most=50)
         with markdown.open("a") as out:
             out.write("\n## Since the previous report\n\n" + "\n".join(f"- {line.strip()}" for line in lines) + "\n")

@@ -188,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(results)))
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report(results), indent=2, default=str))
+        from interp_claims.report import dumps
+
+        args.report.write_text(dumps(report(results)))
     return 0 if all(not r.wrong for r in results) else 1
 
 

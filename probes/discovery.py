@@ -34,7 +34,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp_claims.context import ProbeContext
-from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
+from interp_claims.measurement import Measurement, ProbeInputError, require_in_range, worst_of
 from interp_claims.registry import probe
 from probes.ablation import ablation_hooks
 from probes.circuits import repeated_half_loss, require_repeated_random
@@ -208,10 +208,10 @@ def discovered_ablation_copying(ctx: ProbeContext, *, heads: str, threshold: flo
     per_choice = {}
     for choice in choices:
         shares = [share_destroyed(*copying_losses(variant, list(choice))) for variant in ctx.each_input()]
-        per_choice[",".join(head_name(*h) for h in choice) or "none"] = min(shares) if heads == "induction" else max(shares)
+        per_choice[",".join(head_name(*h) for h in choice) or "none"] = worst_of(shares, lowest=heads == "induction")
     values = list(per_choice.values())
     return Measurement(
-        value=values[0] if heads == "induction" else max(values),
+        value=values[0] if heads == "induction" else worst_of(values, lowest=False),
         details={"kind": kind, "discovered": [head_name(*h) for h in found], "circuit": sorted(head_name(*h) for h in circuit),
                  "ablated": {k: round(v, 4) for k, v in per_choice.items()}, "threshold": threshold},
     )
@@ -226,4 +226,4 @@ def in_context_learning_score(ctx: ProbeContext) -> Measurement:
         first, clean, _ = copying_losses(variant, [])
         per_lag[f"seq_len {variant.input.repeated_random[0]}"] = {"early": round(first, 4), "late": round(clean, 4)}
     scores = [lag["late"] - lag["early"] for lag in per_lag.values()]
-    return Measurement(value=max(scores), details={"per_lag": per_lag})
+    return Measurement(value=worst_of(scores, lowest=False), details={"per_lag": per_lag})

@@ -2,6 +2,8 @@
 
 import base64
 import json
+
+import pytest
 import re
 import struct
 import zlib
@@ -87,3 +89,14 @@ def test_predictions_are_counted_apart_and_published_values_shown_beside_measure
     assert "| heads.induction[5.1] | behaviour | yes | 0.98 | 0.931 |" in markdown.read_text()
     assert "| ablation.x | prediction | yes | 0.98 | (prediction) |" in markdown.read_text()
     assert "title='TransformerLens Exploratory demo; [R, R]'>0.931</td>" in page.read_text()
+
+
+def test_reports_write_strict_json_without_bare_nan(tmp_path):
+    """A NaN or infinite value (a claim that could not be measured) is written as a string JSON
+    tools read ("NaN", "Infinity"), not Python's bare NaN, which jq and JavaScript refuse."""
+    broken = {**RESULTS[1], "value": float("nan"), "margin": None, "details": {"per_lag": [float("inf"), -float("inf")]}}
+    json_path, _, _ = write_reports(tmp_path / "claims.json", RUN, [RESULTS[0], broken])
+    text = json_path.read_text()
+    assert "NaN" in text and json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the report"))
+    claims = json.loads(text)["claims"]
+    assert claims[1]["value"] == "NaN" and claims[1]["details"]["per_lag"] == ["Infinity", "-Infinity"]

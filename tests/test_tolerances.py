@@ -37,3 +37,27 @@ def test_rounding_steps_widen_a_printed_float32_bound_for_reduced_precision_only
     assert not check(claim, 4e-2, torch.bfloat16, magnitude=2.7).passed
     with pytest.raises(ValueError, match="rounding_steps needs a probe that reports"):
         check(claim, 1e-4, torch.float32)
+
+
+def test_rounding_steps_widen_a_lower_bound_downwards():
+    """Issue 15: `> 0.4` with 4 steps in bfloat16 at magnitude 1 was checked as `> 0.43125`
+    (stricter); widening moves a lower bound down, to 0.36875."""
+    claim = numeric_claim({"op": ">", "value": 0.4, "rounding_steps": 4})
+    verdict = check(claim, 0.38, torch.bfloat16, magnitude=1.0)
+    assert verdict.passed and verdict.threshold == "> 0.36875"
+    assert not check(claim, 0.36, torch.bfloat16, magnitude=1.0).passed
+
+
+def test_a_nan_at_any_checkpoint_or_lag_fails_the_claim():
+    """Issue 15: Python's min/max let a NaN through ([0.5, nan, 0.6] -> 0.5, a pass)."""
+    import math
+
+    from interp_claims.checkpoints import at_checkpoints
+    from interp_claims.measurement import worst_of
+
+    assert math.isnan(at_checkpoints([0.5, float("nan"), 0.6], "each", ">"))
+    assert math.isnan(at_checkpoints([0.5, float("nan"), 0.6], "each", "<"))
+    assert math.isnan(worst_of([0.9, float("nan")], lowest=True)) and math.isnan(worst_of([float("nan"), 0.9], lowest=False))
+    assert worst_of([0.9, 0.2], lowest=True) == 0.2 and worst_of([0.9, 0.2], lowest=False) == 0.9
+    claim = numeric_claim({"op": ">", "value": 0.4})
+    assert not check(claim, at_checkpoints([0.5, float("nan"), 0.6], "each", ">"), torch.float32).passed
