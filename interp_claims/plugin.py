@@ -698,15 +698,16 @@ def pytest_testnodedown(node, error) -> None:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    """Record where a timing came from: device, dtype, model, library versions."""
+    """Record where a timing came from: device, dtype, model and its commit, library versions."""
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return
     import torch
 
+    primary = session.primary
     machine_info["interp_claims"] = {
-        "model": session.spec.name,
-        "commit": session.source.commit if session.source else None,
+        "model": primary.spec.name,
+        "commit": primary.source.commit if primary.source else None,
         "device": str(session.device),
         "gpu": torch.cuda.get_device_name(session.device) if session.device.type == "cuda" else None,
         "dtype": str(session.dtype),

@@ -129,8 +129,9 @@ def run_decoy(decoy: Decoy, claims: dict, device: torch.device, dtype: torch.dty
     result = DecoyResult(decoy)
     try:
         for claim in selected:
-            value = session.measure(claim).value
-            result.outcomes[claim.id] = (check(claim, value, dtype).passed, value)
+            measurement = session.measure(claim)
+            verdict = check(claim, measurement.value, dtype, measurement.details.get("magnitude"))
+            result.outcomes[claim.id] = (verdict.passed, measurement.value)
     finally:
         session.close()
     return result

@@ -176,7 +176,8 @@ def test_gpu_workflow_downloads_gpt2_and_checks_the_published_tables_first(pytes
     """gpu.yml's download step and its first claims step, as written (on this machine's device
     instead of ``--device cuda``), against GPT-2's published twin served as
     ``openai-community/gpt2`` at a pinned commit: the download fills the cache, then the published
-    tables are checked offline from it, and the twin, built from them, passes all three."""
+    tables are checked offline from it, and the twin, built from them, passes all three; then the
+    benchmark step writes its JSON with the model's commit (it crashed before: issue 18)."""
     import shlex
 
     import yaml
@@ -211,6 +212,18 @@ def test_gpu_workflow_downloads_gpt2_and_checks_the_published_tables_first(pytes
         result = pytester.run(*first[:3], str(ROOT / first[3]), "--rootdir", str(ROOT), "-p", "no:cacheprovider",
                               *SESSION_ARGS, *first[4:], timeout=900)
         assert hub.requests[before:] == []  # offline: from the cache the download step filled
+        # gpu.yml's benchmark step, as written: --benchmark-json records where the timings came from
+        bench = command("Benchmarks on GPT-2")
+        assert bench[3] == "tests/test_benchmarks.py" and any(w.startswith("--benchmark-json=") for w in bench)
+        bench_json = tmp_path / "benchmarks.json"
+        bench = [w if not w.startswith("--benchmark-json=") else f"--benchmark-json={bench_json}" for w in bench]
+        timings = pytester.run(*bench[:3], str(ROOT / bench[3]), "--rootdir", str(ROOT), "-p", "no:cacheprovider",
+                               *SESSION_ARGS, *bench[4:], "-k", "forward_pass", timeout=900)
+        assert hub.requests[before:] == []
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines([f"*model openai-community/gpt2 at {commit} (revision {commit})*",
                                  "*3/3 claims passed (behaviour 3/3 passed)*"])
+    assert timings.ret == 0, timings.stdout.str()[-3000:] + timings.stderr.str()[-2000:]
+    recorded = json.loads(bench_json.read_text())
+    assert recorded["machine_info"]["interp_claims"]["commit"] == commit
+    assert [b["name"] for b in recorded["benchmarks"]] == ["test_forward_pass"]
