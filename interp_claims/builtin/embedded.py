@@ -36,8 +36,13 @@ behaviour, the one its published scores put first (no GPT-2 small head scores ab
 two of the three):
   previous-token: query = position code rotated back one step, key = position code;
   duplicate-token: query = key = token code (block A), minus the query's own position
-      (one-hot of the position mod 32), so a token attends to its earlier occurrences;
+      (one-hot of the position mod 32), so a token attends to its earlier occurrences (and not
+      to one exactly 32, 64, ... positions back: a limit of the twin, not of GPT-2);
   induction: query = TOKEN, key = PREV: the token after an earlier occurrence.
+Layer 0's token matchers (0.1, 0.5) have no sink: before layer 0's MLP erases it
+(``plant_first_token_eraser``), a first token without BOS still carries its code, which they
+would match. Their leftover attention spreads over every earlier position instead, so on inputs
+shorter than the demo's 200 tokens they attend to their target more than published.
 Its strength (one logit per head) is solved from the published score on the demo's input
 structure ([R, R], R = 100 distinct tokens, no BOS; ``calibrate``), not fitted on the demo's
 tokens; ``tests/test_embedded.py`` then measures all 432 scores under the demo's exact setup.
