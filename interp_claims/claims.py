@@ -172,8 +172,8 @@ def _validate_expect(expect: Any, error) -> None:
         tol = expect["tolerance"]
         if isinstance(tol, str) and tol not in TOLERANCE_KINDS:
             raise error(f"expect.tolerance {tol!r} is not a tolerance kind. Valid: a number or {', '.join(TOLERANCE_KINDS)}")
-        if not isinstance(tol, str) and (not isinstance(tol, (int, float)) or tol < 0):
-            raise error(f"expect.tolerance must be a non-negative number or a kind, got {tol!r}")
+        if not isinstance(tol, str) and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < math.inf):
+            raise error(f"expect.tolerance must be a non-negative finite number or a kind, got {tol!r}")
 
 
 def _validate_checkpoints(row: dict[str, Any], error) -> None:
@@ -309,10 +309,10 @@ def _format_input(table: dict[str, Any], params: dict[str, Any]) -> dict[str, An
         if table["prompt"] not in prompts:
             raise KeyError(f"no prompt named {table['prompt']!r} in {PROMPTS_FILE}; known: {', '.join(prompts)}")
         table["text"] = prompts[table.pop("prompt")]
-    if "text" in table:
+    if "text" in table and isinstance(table["text"], str):
         table["text"] = fill(table["text"])
-    if "texts" in table:
-        table["texts"] = [fill(t) for t in table["texts"]]
+    if "texts" in table and isinstance(table["texts"], list):  # anything else is refused by InputSpec.from_table
+        table["texts"] = [fill(t) if isinstance(t, str) else t for t in table["texts"]]
     return table
 
 
@@ -345,8 +345,24 @@ def load_claim_file(path: Path) -> list[Claim]:
                         "behaviour: what a source publishes this model does; prediction: a behaviour nobody has published a number for)")
         if row["probe"] not in probes:
             raise error(f"unknown probe {row['probe']!r}. Registered: {', '.join(sorted(probes))}")
+        if not isinstance(row["id"], str) or not row["id"].strip():
+            raise error(f"id must be a non-empty string, got {row['id']!r}")
         if not isinstance(row["models"], list) or not row["models"]:
             raise error(f"models must be a non-empty list of families, got {row['models']!r}")
+        from interp_claims.models import FAMILIES
+
+        unknown_families = [m for m in row["models"] if m not in (*FAMILIES, "*")]
+        if unknown_families:
+            raise error(f"models {row['models']!r}: {unknown_families[0]!r} is not a model family. "
+                        f"Valid: {', '.join(FAMILIES)}, or \"*\" (any model)")
+        if "params" in row and not isinstance(row["params"], dict):
+            raise error(f"params must be a table of the probe's keyword arguments, got {row['params']!r}")
+        for key, values in (row.get("each") or {}).items() if isinstance(row.get("each"), dict) else ():
+            if key == "head" and isinstance(values, list) and any(not isinstance(v, str) for v in values):
+                bad = next(v for v in values if not isinstance(v, str))
+                raise error(f"each.head {bad!r} is not a string: TOML reads 7.10 as the number 7.1; write heads as strings, \"7.10\"")
+        if isinstance((row.get("params") or {}).get("head"), (int, float)):
+            raise error(f"params.head {row['params']['head']!r} is not a string: write heads as strings, \"7.10\"")
         _validate_expect(row["expect"], error)
         if row["expect"]["op"] not in ("==", "snapshot") and not row.get("justification"):
             raise error("a numeric threshold needs a `justification` (why this number, from where)")

@@ -68,8 +68,13 @@ class InputSpec:
         if not isinstance(prepend_bos, bool):
             raise ValueError(f"prepend_bos must be true or false, got {prepend_bos!r}")
         if "text" in table:
+            if not isinstance(table["text"], str):
+                raise ValueError(f"text must be a string (one prompt), got {table['text']!r}")
             return InputSpec(texts=(table["text"],), prepend_bos=prepend_bos)
-        return InputSpec(texts=tuple(table["texts"]), prepend_bos=prepend_bos)
+        texts = table["texts"]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"texts must be a list of strings (one prompt each), got {texts!r}; one prompt is `text = \"...\"`")
+        return InputSpec(texts=tuple(texts), prepend_bos=prepend_bos)
 
 
 def repeated_random_tokens(

@@ -39,6 +39,7 @@ TRAINED = "trained"
 BUILT = {EMBEDDED: "embedded", TRAINED: "trained"}  # --model names of the models this project makes
 FAMILY_GPT2 = "gpt2"
 FAMILY_OTHER = "other"
+FAMILIES = (FAMILY_EMBEDDED, FAMILY_TRAINED, FAMILY_GPT2, FAMILY_OTHER)
 GPT2_SMALL_SHAPE = {"model_type": "gpt2", "n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257}
 FOLDER_HELP = (
     "A model folder is what `save_pretrained` writes: config.json, model.safetensors (or "
@@ -73,6 +74,8 @@ def _looks_like_path(name: str) -> bool:
 
 def resolve_model(name: str, family: str | None = None, revision: str | None = None) -> ModelSpec:
     """Turn ``--model`` into a spec, without touching the network. Raises ModelConfigError."""
+    if family is not None and family not in FAMILIES:
+        raise ModelConfigError(f"--model-family {family!r} is not a model family. Valid: {', '.join(FAMILIES)}.")
     if revision is not None and (name in BUILT or _looks_like_path(name)):
         raise ModelConfigError(
             f"--revision {revision!r} applies to Hugging Face ids only, not to --model {name!r}: "

@@ -63,6 +63,13 @@ def test_each_expands_into_one_claim_per_value(tmp_path):
         (('kind = "behaviour"', 'kind = "behaviour"\ncheckpoints = []\nat = "last"'), "checkpoints must be \"all\" or a non-empty list"),
         (('kind = "behaviour"', 'kind = "behaviour"\ncheckpoints = "all"\nat = "each"\nacross = "dtype"'), "over checkpoints or across combinations, not both"),
         (('value = 0.4', 'value = 0.4, rounding_steps = -1'), "rounding_steps must be a non-negative integer"),
+        (('id = "x.one"', 'id = 7'), "id must be a non-empty string, got 7"),  # issue 18's mistakes, one clear line each
+        (('models = ["gpt2"]', 'models = ["gpt-2"]'), "'gpt-2' is not a model family. Valid: embedded, trained, gpt2, other"),
+        (('params = { kind = "induction" }', 'params = "induction"'), "params must be a table"),
+        (('["5.1", "5.5"]', '[5.1, 7.10]'), "each.head 5.1 is not a string: TOML reads 7.10 as the number 7.1"),
+        (("input = { repeated_random = { seq_len = 5, batch = 2, seed = 0 } }", 'input = { texts = "Hello world" }'),
+         "texts must be a list of strings"),
+        (("input = { repeated_random = { seq_len = 5, batch = 2, seed = 0 } }", "input = { text = 5 }"), "text must be a string"),
         (('value = 0.4', 'value = "probability", rounding_steps = 2'), "rounding_steps widens a numeric one-sided bound"),
     ],
 )
@@ -208,3 +215,16 @@ def test_check_exact_and_between(claim):
     between = with_expect(claim, op="between", low=1.0, high=2.0)
     assert check(between, 1.0).passed and check(between, 2.0).passed
     assert not check(between, 2.01).passed
+
+
+def test_an_infinite_tolerance_is_refused(tmp_path):
+    text = GOOD.replace('expect = { op = ">", value = 0.4 }', 'expect = { op = "approx", value = 0.9, tolerance = inf }')
+    with pytest.raises(ClaimFileError, match="expect.tolerance must be a non-negative finite number or a kind, got inf"):
+        load_claim_file(write(tmp_path, text))
+
+
+def test_an_unknown_model_family_is_one_clear_error():
+    from interp_claims.models import ModelConfigError, resolve_model
+
+    with pytest.raises(ModelConfigError, match="--model-family 'gtp2' is not a model family. Valid: embedded, trained, gpt2, other"):
+        resolve_model("embedded", "gtp2")
