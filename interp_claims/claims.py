@@ -55,7 +55,7 @@ three apart, so "99 claims passed" cannot hide that most were sanity checks or p
 ``published = { value = ..., source = "...", setup = "...", spread = ... }``: the published
 number the claim rests on, in the claim's units (``value``: a number or list; a table keyed by
 the ``each`` case, ``"5.1" = 0.931``; or ``table = "EA_runA_Induction_Head_Scores"``, a table of
-``fixtures/published/gpt2-heads.json`` read at the case's ``head``), ``setup`` saying how it was
+``interp_claims/builtin/gpt2-published-heads.json`` read at the case's ``head``), ``setup`` saying how it was
 measured where that differs from the probe, and ``spread`` how far another run of the same
 measurement moves it (the demo's stored runs differ by up to 0.076 on induction scores). Every
 ``behaviour`` claim about ``gpt2`` carries one; a ``prediction`` cannot. At load, the published

@@ -1,6 +1,7 @@
 """GPT-2 small's published per-head tables, as data (no torch).
 
-``fixtures/published/gpt2-heads.json`` is a verbatim copy of ``shared/reference/gpt2-published-heads.json``:
+``interp_claims/builtin/gpt2-published-heads.json`` (package data: the embedded twin is built from
+it wherever the package is installed) is a verbatim copy of ``shared/reference/gpt2-published-heads.json``:
 every table TransformerLens's demo notebooks store for GPT-2 small (read from the notebooks'
 plotly figures; the setup of each, in words, is in ``gpt2-published-heads.md`` beside the
 reference). A table is ``[layer][head]``, 12 x 12.
@@ -9,14 +10,14 @@ The three head-score tables of the Exploratory Analysis demo, run A (``torch.man
 are measured on ``[R, R]`` without BOS, R = 100 token ids uniform in 100..19999, batch 2, as the
 mean of one diagonal of ``hook_pattern`` (offset 1 previous-token, 100 duplicate-token, 99
 induction). Runs B to E are the same cells run again (B, E unseeded): their differences are the
-run-to-run spread a claim's margin is measured against.
+run-to-run spread a claim's ``published.spread`` is measured against.
 """
 
 import json
 from functools import cache
 from pathlib import Path
 
-PUBLISHED_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "published" / "gpt2-heads.json"
+PUBLISHED_FILE = Path(__file__).resolve().parent / "builtin" / "gpt2-published-heads.json"
 
 # score kind (probes/heads.py) -> the demo's table name, per run
 DEMO_TABLES = {
@@ -42,20 +43,8 @@ def table(name: str) -> list[list[float]]:
     return known[name]["values"]
 
 
-def table_source(name: str) -> str:
-    entry = tables()[name]
-    return f"{entry['repo']} {entry['path']} @ {entry['commit'][:8]}, cell {entry['cell_index']}"
-
-
 def demo_table(kind: str, run: str = "A") -> list[list[float]]:
     """The Exploratory demo's ``kind`` score of every head in ``run``."""
     if kind not in DEMO_TABLES:
         raise KeyError(f"no published demo table for score kind {kind!r}. Known: {', '.join(DEMO_TABLES)}")
     return table(f"EA_run{run}_{DEMO_TABLES[kind]}")
-
-
-def demo_spread(kind: str) -> list[list[float]]:
-    """Per head, the largest minus the smallest ``kind`` score over the demo's five stored runs."""
-    runs = [demo_table(kind, run) for run in DEMO_RUNS]
-    return [[max(r[layer][head] for r in runs) - min(r[layer][head] for r in runs) for head in range(12)]
-            for layer in range(12)]

@@ -187,7 +187,7 @@ def head_score(ctx: ProbeContext, *, head: str, kind: str) -> Measurement:
 @probe("head_table_deviation", hooks=PATTERN_HOOK)
 def head_table_deviation(ctx: ProbeContext, *, kind: str, run: str = "A") -> Measurement:
     """The largest |measured - published| ``kind`` score over every head, against the Exploratory
-    demo's published layer x head table of ``run`` (``fixtures/published/gpt2-heads.json``),
+    demo's published layer x head table of ``run`` (``interp_claims/builtin/gpt2-published-heads.json``),
     measured the demo's way."""
     from interp_claims.published import DEMO_RUNS, demo_table
 

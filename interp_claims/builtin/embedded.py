@@ -5,7 +5,7 @@ It is synthetic. Nothing here was trained. The weights of a real Hugging Face
 tokenizer, untied unembedding) are written by hand so that **every one of its 144 heads
 attends as GPT-2 small's published tables say** (TransformerLens's Exploratory Analysis
 demo, run A: each head's previous-token, duplicate-token and induction score,
-``fixtures/published/gpt2-heads.json``), weak and backup heads included. It is built from the
+``interp_claims/builtin/gpt2-published-heads.json``), weak and backup heads included. It is built from the
 published numbers alone, never from a claim file: so a claim that contradicts a published
 number fails on it offline (the approach of tracr and InterpBench: a model whose ground truth
 is known). The behaviours come from the weights; no prompt or test is special-cased.
@@ -499,7 +499,7 @@ def layout_description(layout: PlantedLayout, seed: int) -> dict:
         "builder": "interp_claims.builtin.embedded.build_planted_gpt2",
         "builder_version": BUILDER_VERSION,
         "seed": seed,
-        "attention_from": f"fixtures/published/gpt2-heads.json, Exploratory demo run {layout.table}",
+        "attention_from": f"interp_claims/builtin/gpt2-published-heads.json, Exploratory demo run {layout.table}",
         "planted_heads": {
             name: [f"{layer}.{head}" for layer, head in heads] if name not in ("fixed_offset", "swaps")
             else [f"{a[0]}.{a[1]} (-{b})" if name == "fixed_offset" else f"{a[0]}.{a[1]} <-> {b[0]}.{b[1]}" for a, b in heads]
