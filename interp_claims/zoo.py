@@ -5,8 +5,15 @@ those it must still pass (the decoy is not simply broken) are listed and checked
 
     python -m interp_claims.zoo [--decoy NAME ...] [--report reports/zoo.json]
 
-prints the decoy x claim table and the mutation score (decoys killed / decoys), and exits 1
-unless every decoy fails and passes exactly as listed.
+prints the decoy x claim table and the mutation score, and exits 1 unless every decoy fails and
+passes exactly as listed.
+
+A decoy that attacks a definition is one that fooled an earlier version of the claims: it lists
+``passed_before``, the claims it passed in the claim files of ``--before DIR`` (the repository keeps
+those of commit 28be5f9 in ``tests/data/claims-28be5f9``, before the mixed-length inputs), and
+``python -m interp_claims.zoo --before tests/data/claims-28be5f9`` checks that too. The mutation
+score counts those decoys only (a decoy every version killed proves nothing new); the others stay
+as regression guards.
 """
 
 import argparse
@@ -21,6 +28,7 @@ import torch
 from interp_claims.builtin.embedded import DEFAULT_LAYOUT, PlantedLayout, planted_model_folder
 
 INDUCTION = ("5.1", "5.5", "6.9", "7.2", "7.10")
+BEFORE = "28be5f9"  # the commit whose claim files `passed_before` refers to (seq_len = [50, 37])
 
 
 def without(heads: tuple, *removed: tuple[int, int]) -> tuple:
@@ -34,6 +42,12 @@ class Decoy:
     layout: PlantedLayout
     must_fail: tuple[str, ...]  # claim ids
     must_pass: tuple[str, ...]
+    passed_before: tuple[str, ...] = ()  # claims it imitates that it passed in the earlier claim files (BEFORE)
+
+    @property
+    def attacks_definition(self) -> bool:
+        """It fooled the earlier claims: it counts in the mutation score."""
+        return bool(self.passed_before)
 
 
 SHARED_PASSES = ("normalisation.notebook-prompt", "repetition.quomatarus.repeat-predicted[2]")
@@ -97,6 +111,50 @@ DECOYS = (
         must_fail=("circuits.previous-token-ablation[2.2]",),
         must_pass=("heads.previous-token[2.2]", "circuits.previous-token-ablation[4.11]", "normalisation.notebook-prompt"),
     ),
+    Decoy(
+        "positional-copier-at-measured-lags",
+        "5.1 attends 49 and 36 positions back, half each, whatever the tokens, and copies what it lands on: the "
+        "induction targets of the old claims' two lags (50 and 37) by position alone",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), positional_copy=(((5, 1), (49, 36)),)),
+        must_fail=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.1]"),
+        must_pass=("heads.induction[5.5]", "circuits.induction-ov-copying[5.1]", "normalisation.notebook-prompt"),
+        passed_before=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-ov-copying[5.1]",
+                       "circuits.induction-logit-attribution[5.1]"),
+    ),
+    Decoy(
+        "positional-duplicate-at-measured-lags",
+        "0.5 attends 50 and 37 positions back, half each, whatever the tokens: the earlier copy at the old claims' two lags",
+        PlantedLayout(fixed_offset=(((0, 5), (50, 37)),)),
+        must_fail=("heads.duplicate-token[0.5]", "published.head-table[duplicate_token]"),
+        must_pass=("heads.duplicate-token[3.0]", *SHARED_PASSES),
+        passed_before=("heads.duplicate-token[0.5]",),
+    ),
+    Decoy(
+        "best-positional-induction",
+        "5.1 attends by position alone at the distance that scores highest on the claims' own mixed-length input "
+        "(62 back: the longest row's induction offset; its positional ceiling there is 0.07, any positional pattern 0.11)",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), positional_copy=(((5, 1), (62,)),)),
+        must_fail=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.1]"),
+        must_pass=("heads.induction[5.5]", *SHARED_PASSES),
+    ),
+    Decoy(
+        "induction-attention-wrong-token",
+        "5.1 attends by content exactly like an induction head, but writes the attended token's code turned by a fixed "
+        "random rotation: it raises the logits of unrelated tokens",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), miswriting=((5, 1),)),
+        must_fail=("circuits.induction-logit-attribution[5.1]", "circuits.induction-ov-copying[5.1]"),
+        must_pass=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.5]", *SHARED_PASSES),
+    ),
+    Decoy(
+        "backup-head-in-the-control",
+        "the ablation control's heads secretly include a backup induction head: 6.2 takes 9.6's plan (attention and "
+        "copying output) and 9.6 takes 6.2's. The negative control of attention catches it; the ablation control "
+        "does not (a known hole: one of ten copiers lost costs the saturated name probability 0.007 nat, listed as a pass)",
+        PlantedLayout(swaps=(((6, 2), (9, 6)),)),
+        must_fail=("heads.no-other-induction-head",),
+        must_pass=("ablation.unclaimed-heads-do-not", "heads.induction[5.1]", "ablation.induction-heads-carry-repetition",
+                   *SHARED_PASSES),
+    ),
 )
 
 
@@ -104,11 +162,14 @@ DECOYS = (
 class DecoyResult:
     decoy: Decoy
     outcomes: dict[str, tuple[bool, Any]] = field(default_factory=dict)  # claim id -> (passed, value)
+    before: dict[str, tuple[bool, Any]] | None = None  # passed_before's claims in the earlier files, when run
 
     @property
     def wrong(self) -> list[str]:
-        """Claims that did not fail or pass as listed."""
-        return [c for c in self.decoy.must_fail if self.outcomes[c][0]] + [c for c in self.decoy.must_pass if not self.outcomes[c][0]]
+        """Claims that did not fail or pass as listed (and, when run, earlier claims it did not pass)."""
+        now = [c for c in self.decoy.must_fail if self.outcomes[c][0]] + [c for c in self.decoy.must_pass if not self.outcomes[c][0]]
+        before = [f"{c} (at {BEFORE})" for c, (passed, _) in (self.before or {}).items() if not passed]
+        return now + before
 
     @property
     def killed(self) -> bool:
@@ -116,28 +177,47 @@ class DecoyResult:
         return any(not self.outcomes[c][0] for c in self.decoy.must_fail)
 
 
-def run_decoy(decoy: Decoy, claims: dict, device: torch.device, dtype: torch.dtype) -> DecoyResult:
+def measure_claims(layout: PlantedLayout, name: str, selected: list, device: torch.device, dtype: torch.dtype) -> dict:
     from interp_claims.claims import check
     from interp_claims.models import ModelSource, ModelSpec
     from interp_claims.session import ModelSession
 
-    folder = planted_model_folder(decoy.layout)
-    spec = ModelSpec(name=f"decoy:{decoy.name}", kind="folder", folder=folder, family="embedded")
+    folder = planted_model_folder(layout)
+    spec = ModelSpec(name=f"decoy:{name}", kind="folder", folder=folder, family="embedded")
     session = ModelSession(spec, device, dtype, "raw", ModelSource(folder, origin="built"))
-    selected = [claims[claim_id] for claim_id in (*decoy.must_fail, *decoy.must_pass)]
     session.plan(selected)
-    result = DecoyResult(decoy)
+    outcomes = {}
     try:
         for claim in selected:
             measurement = session.measure(claim)
             verdict = check(claim, measurement.value, dtype, measurement.details.get("magnitude"))
-            result.outcomes[claim.id] = (verdict.passed, measurement.value)
+            outcomes[claim.id] = (verdict.passed, measurement.value)
     finally:
         session.close()
+    return outcomes
+
+
+def run_decoy(decoy: Decoy, claims: dict, device: torch.device, dtype: torch.dtype, before: dict | None = None) -> DecoyResult:
+    selected = [claims[claim_id] for claim_id in (*decoy.must_fail, *decoy.must_pass)]
+    result = DecoyResult(decoy, measure_claims(decoy.layout, decoy.name, selected, device, dtype))
+    if before is not None and decoy.passed_before:
+        earlier = [before[claim_id] for claim_id in decoy.passed_before]
+        result.before = measure_claims(decoy.layout, decoy.name, earlier, device, dtype)
     return result
 
 
-def run_zoo(decoys=DECOYS, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32) -> list[DecoyResult]:
+def load_before(folder: Path) -> dict:
+    """The claims of the earlier claim files in ``folder``, by id (probes of today measure them)."""
+    from interp_claims.claims import load_claim_file
+
+    files = sorted(Path(folder).glob("*.toml"))
+    if not files:
+        raise FileNotFoundError(f"no claim files (*.toml) in {folder}")
+    return {claim.id: claim for path in files for claim in load_claim_file(path)}
+
+
+def run_zoo(decoys=DECOYS, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
+            before_dir: Path | None = None) -> list[DecoyResult]:
     from interp_claims.claims import load_claims
     from interp_claims.registry import load_builtin_probes
 
@@ -146,11 +226,23 @@ def run_zoo(decoys=DECOYS, device: torch.device = torch.device("cpu"), dtype: to
     unknown = sorted({c for d in decoys for c in (*d.must_fail, *d.must_pass)} - set(claims))
     if unknown:
         raise KeyError(f"decoys name claims that no claim file defines: {', '.join(unknown)}")
-    return [run_decoy(decoy, claims, device, dtype) for decoy in decoys]
+    before = load_before(before_dir) if before_dir is not None else None
+    if before is not None:
+        missing = sorted({c for d in decoys for c in d.passed_before} - set(before))
+        if missing:
+            raise KeyError(f"decoys' passed_before name claims that {before_dir} does not define: {', '.join(missing)}")
+    return [run_decoy(decoy, claims, device, dtype, before) for decoy in decoys]
 
 
 def mutation_score(results: list[DecoyResult]) -> str:
-    return f"mutation score {sum(r.killed for r in results)}/{len(results)} decoys killed"
+    counted = [r for r in results if r.decoy.attacks_definition]
+    guards = [r for r in results if not r.decoy.attacks_definition]
+    return (f"mutation score {sum(r.killed for r in counted)}/{len(counted)} decoys killed that passed claims they imitate "
+            f"at {BEFORE}; {sum(r.killed for r in guards)}/{len(guards)} regression guards killed")
+
+
+def shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)[:30]
 
 
 def table(results: list[DecoyResult]) -> list[str]:
@@ -158,22 +250,37 @@ def table(results: list[DecoyResult]) -> list[str]:
     for r in results:
         lines.append(f"{r.decoy.name}: {'killed' if r.killed else 'SURVIVED'}{'' if not r.wrong else '  <- not as listed: ' + ', '.join(r.wrong)}")
         lines.append(f"  imitates: {r.decoy.imitates}")
+        for claim_id, (passed, value) in (r.before or {}).items():
+            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} at {BEFORE} value {shown(value)}")
         for claim_id in (*r.decoy.must_fail, *r.decoy.must_pass):
             passed, value = r.outcomes[claim_id]
             expected = "fail" if claim_id in r.decoy.must_fail else "pass"
-            shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value)[:30]
-            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} (must {expected}) value {shown}")
+            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} (must {expected}) value {shown(value)}")
     lines.append(mutation_score(results))
     return lines
 
 
+def markdown_table(results: list[DecoyResult]) -> list[str]:
+    """The closing note's table: decoy, what it imitates, claims passed before, claims failed now."""
+    lines = [f"| decoy | imitates | passed at {BEFORE} | fails now |", "|---|---|---|---|"]
+    for r in results:
+        before = ", ".join(f"{c} ({shown(v)})" for c, (p, v) in (r.before or {}).items() if p) or "-"
+        now = ", ".join(f"{c} ({shown(r.outcomes[c][1])})" for c in r.decoy.must_fail if not r.outcomes[c][0])
+        lines.append(f"| {r.decoy.name} | {r.decoy.imitates} | {before} | {now} |")
+    return lines
+
+
 def report(results: list[DecoyResult]) -> dict:
+    counted = [r for r in results if r.decoy.attacks_definition]
     return {
-        "mutation_score": {"killed": sum(r.killed for r in results), "decoys": len(results)},
+        "mutation_score": {"killed": sum(r.killed for r in counted), "decoys": len(counted), "before": BEFORE,
+                           "regression_guards_killed": sum(r.killed for r in results if not r.decoy.attacks_definition),
+                           "regression_guards": len(results) - len(counted)},
         "decoys": [
             {"name": r.decoy.name, "imitates": r.decoy.imitates, "killed": r.killed, "as_listed": not r.wrong,
              "claims": {c: {"passed": p, "value": v, "must": "fail" if c in r.decoy.must_fail else "pass"}
-                        for c, (p, v) in r.outcomes.items()}}
+                        for c, (p, v) in r.outcomes.items()},
+             "passed_before": {c: {"passed": p, "value": v} for c, (p, v) in (r.before or {}).items()}}
             for r in results
         ],
     }
@@ -183,10 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m interp_claims.zoo", description=__doc__.splitlines()[0])
     parser.add_argument("--decoy", action="append", choices=[d.name for d in DECOYS], help="run only these decoys")
     parser.add_argument("--report", type=Path, help="write the results as JSON")
+    parser.add_argument("--before", type=Path, help=f"the earlier claim files (of {BEFORE}): check each decoy's passed_before there")
+    parser.add_argument("--markdown", action="store_true", help="also print the decoy table as Markdown")
     args = parser.parse_args(argv)
     decoys = [d for d in DECOYS if not args.decoy or d.name in args.decoy]
-    results = run_zoo(decoys)
+    results = run_zoo(decoys, before_dir=args.before)
     print("\n".join(table(results)))
+    if args.markdown:
+        print("\n".join(markdown_table(results)))
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         from interp_claims.report import dumps

@@ -14,11 +14,12 @@
   zero-ablated (its ``hook_z``). For a previous-token head this is its causal role: induction
   heads read its output (K-composition); a head that only looks like one scores 0.
 
-Multi-lag inputs (``seq_len = [50, 37]``) give the lowest value over the lags.
+On mixed-length inputs (``seq_len = { low, high }``) each row's own copies are read; multi-lag
+inputs (``seq_len = [50, 37]``) give the lowest value over the lags.
 """
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from interp_claims.context import ProbeContext
@@ -31,18 +32,40 @@ DLA_HOOKS = ("attn.hook_z", "ln_final.hook_scale")
 
 
 def require_repeated_random(ctx: ProbeContext) -> int:
-    """The claim's seq_len; ProbeInputError for any input other than ``repeated_random``."""
+    """The claim's seq_len (the longest row's, for mixed lengths); ProbeInputError for any input
+    other than ``repeated_random``."""
     if ctx.input is None or ctx.input.repeated_random is None:
         raise ProbeInputError("this probe is defined on `repeated_random` inputs ([BOS, R, R])")
     return ctx.input.repeated_random[0]
 
 
 def lag(ctx: ProbeContext) -> str:
-    return f"seq_len {require_repeated_random(ctx)}"
+    require_repeated_random(ctx)
+    return ctx.input.label
 
 
-def repeated_half(ctx: ProbeContext) -> tuple[int, Int[Tensor, "batch pos"]]:
-    return require_repeated_random(ctx), ctx.tokens()
+def copy_positions(ctx: ProbeContext) -> tuple[Bool[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
+    """Where each row predicts a token of its first copy of R, and where one of its second copy
+    (the positions whose *next* token is in that copy, the second copy's first token excluded: it
+    cannot be predicted from the first). Row i's copies are its own length."""
+    require_repeated_random(ctx)
+    tokens = ctx.tokens()
+    start = 1 if ctx.input.prepend_bos else 0  # where R begins
+    lengths = torch.tensor(ctx.input.row_lengths(), device=tokens.device)[:, None]
+    position = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
+    first = position < start + lengths - 1
+    second = (position >= start + lengths) & (position < start + 2 * lengths - 1)
+    return first, second
+
+
+def mean_loss_at(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"],
+                 where: Bool[Tensor, "batch pos"]) -> float:
+    """Mean cross-entropy of the next token at the positions ``where`` (float32): logsumexp minus
+    the true token's logit, on those positions only."""
+    rows, positions = where.nonzero(as_tuple=True)
+    chosen = logits[rows, positions].float()
+    targets = tokens[rows, positions + 1]
+    return float((chosen.logsumexp(dim=-1) - chosen.gather(-1, targets[:, None])[:, 0]).mean())
 
 
 @probe("ov_copying_score", hooks=None)
@@ -78,14 +101,15 @@ def mean_unembedding(ctx: ProbeContext) -> Float[Tensor, " d_model"]:
 
 
 def logit_attribution_on(ctx: ProbeContext, layer: int, index: int) -> float:
-    seq_len, tokens = repeated_half(ctx)
+    tokens = ctx.tokens()
+    _, second = copy_positions(ctx)  # the second copy, each with a next token
+    rows, positions = second.nonzero(as_tuple=True)
     _, cache = ctx.forward()
-    positions = torch.arange(seq_len + 1, 2 * seq_len, device=tokens.device)  # second copy, each with a next token
-    z: Float[Tensor, "batch pos d_head"] = cache[f"blocks.{layer}.attn.hook_z"][:, positions, index].double()
-    scale: Float[Tensor, "batch pos 1"] = cache["ln_final.hook_scale"][:, positions].double()
+    z: Float[Tensor, "n d_head"] = cache[f"blocks.{layer}.attn.hook_z"][rows, positions, index].double()
+    scale: Float[Tensor, "n 1"] = cache["ln_final.hook_scale"][rows, positions].double()
     out = (z @ ctx.bridge.W_O[layer, index].double()) / scale  # the head's share of the normalised residual
     w_u = ctx.bridge.W_U  # [d_model, vocab]: only the columns read are taken to float64
-    correct = (out * w_u.T[tokens[:, positions + 1]].double()).sum(dim=-1)  # logit of the true next token
+    correct = (out * w_u.T[tokens[rows, positions + 1]].double()).sum(dim=-1)  # logit of the true next token
     mean = out @ mean_unembedding(ctx)  # mean logit over the vocabulary
     return float((correct - mean).mean().detach())
 
@@ -102,20 +126,17 @@ def head_logit_attribution(ctx: ProbeContext, *, head: str) -> Measurement:
                                                             "weights": "processed"})
 
 
-def repeated_half_loss(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"], seq_len: int) -> float:
-    """Mean cross-entropy of the second copy's next tokens: logsumexp minus the true token's logit,
-    on a view of those positions (float32; no log-softmax of the whole slice is materialised)."""
-    second = logits[:, seq_len + 1 : 2 * seq_len].float()
-    targets = tokens[:, seq_len + 2 : 2 * seq_len + 1]
-    return float((second.logsumexp(dim=-1) - second.gather(-1, targets[..., None])[..., 0]).mean())
+def repeated_half_loss(ctx: ProbeContext, logits: Float[Tensor, "batch pos vocab"]) -> float:
+    """Mean cross-entropy of the second copies' next tokens (see ``copy_positions``)."""
+    return mean_loss_at(logits, ctx.tokens(), copy_positions(ctx)[1])
 
 
 def ablation_increase_on(ctx: ProbeContext, layer: int, index: int) -> dict[str, float]:
-    seq_len, tokens = repeated_half(ctx)
+    tokens = ctx.tokens()
     clean_logits, _ = ctx.forward()
-    clean = ctx.runner.derived(ctx.input, "repeated_half_loss", lambda: repeated_half_loss(clean_logits, tokens, seq_len))
+    clean = ctx.runner.derived(ctx.input, "repeated_half_loss", lambda: repeated_half_loss(ctx, clean_logits))
     ablated_logits = ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(tokens, fwd_hooks=ablation_hooks([(layer, index)], "zero")))
-    ablated = repeated_half_loss(ablated_logits, tokens, seq_len)
+    ablated = repeated_half_loss(ctx, ablated_logits)
     return {"clean": clean, "ablated": ablated, "increase": ablated - clean}
 
 

@@ -37,7 +37,7 @@ from interp_claims.context import ProbeContext
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range, worst_of
 from interp_claims.registry import probe
 from probes.ablation import ablation_hooks
-from probes.circuits import repeated_half_loss, require_repeated_random
+from probes.circuits import copy_positions, mean_loss_at
 from probes.heads import PATTERN_HOOK, head_name, head_scores, pattern_picture, scores_per_input
 
 RANDOM_BASELINE_SAMPLES = 200
@@ -164,15 +164,14 @@ def k_composition_z(ctx: ProbeContext, *, kind: str = "induction") -> Measuremen
 
 def copying_losses(ctx: ProbeContext, heads: list[tuple[int, int]]) -> tuple[float, float, float]:
     """(first-copy loss, second-copy loss, second-copy loss with ``heads`` zero-ablated) on the context's input."""
-    seq_len = require_repeated_random(ctx)
+    first_copy, second_copy = copy_positions(ctx)
     tokens = ctx.tokens()
     logits, _ = ctx.forward()
-    first = float(-logits[:, : seq_len].float().log_softmax(-1).gather(-1, tokens[:, 1 : seq_len + 1, None]).mean())
-    clean = repeated_half_loss(logits, tokens, seq_len)
+    first, clean = mean_loss_at(logits, tokens, first_copy), mean_loss_at(logits, tokens, second_copy)
     if not heads:
         return first, clean, clean
     ablated_logits = ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(tokens, fwd_hooks=ablation_hooks(heads, "zero")))
-    return first, clean, repeated_half_loss(ablated_logits, tokens, seq_len)
+    return first, clean, mean_loss_at(ablated_logits, tokens, second_copy)
 
 
 def share_destroyed(first: float, clean: float, ablated: float) -> float:
@@ -224,6 +223,6 @@ def in_context_learning_score(ctx: ProbeContext) -> Measurement:
     per_lag = {}
     for variant in ctx.each_input():
         first, clean, _ = copying_losses(variant, [])
-        per_lag[f"seq_len {variant.input.repeated_random[0]}"] = {"early": round(first, 4), "late": round(clean, 4)}
+        per_lag[variant.input.label] = {"early": round(first, 4), "late": round(clean, 4)}
     scores = [lag["late"] - lag["early"] for lag in per_lag.values()]
     return Measurement(value=worst_of(scores, lowest=False), details={"per_lag": per_lag})

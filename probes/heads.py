@@ -20,12 +20,16 @@ its detection patterns, ``transformer_lens/head_detector.py``): for a query posi
 A head's score is the attention it puts on the targets, summed over targets and averaged
 over the query positions that have any (BOS queries excluded). On ``[BOS, R, R]`` with R of
 distinct random tokens, the induction score equals ARENA 1.2's stripe
-``pattern.diagonal(offset=1 - seq_len)``, which is kept in the details for comparison; but a
-head that attends a fixed 49 positions back also scores 1.0 on that stripe at seq_len 50.
-Claims therefore give several lengths (``seq_len = [50, 37]``): a head's score is its lowest
-across them (it must hold on each), and a control's is the highest.
+``pattern.diagonal(offset=1 - seq_len)``, which is kept in the details for comparison; but on
+one repeat length a head that attends a fixed 49 positions back scores 1.0 on that stripe at
+seq_len 50, and a head attending 49 and 36 back scores 0.5 at both of the lags 50 and 37.
+Claims therefore use mixed lengths (``seq_len = { low = 16, high = 63 }``, every row its own
+repeat length): any attention that depends on positions alone reaches at most the
+*positional ceiling* reported in the details (~0.12 on 24 rows; a fixed offset ~0.07), far
+below the bars. A list of lengths (``seq_len = [50, 37]``) is measured on each, the head's
+score being its lowest and a control's its highest.
 
-Uniform causal attention scores about 1/position (~0.01 for seq_len 50): the chance level.
+Uniform causal attention scores about 1/position (~0.01-0.05 here): the chance level.
 """
 
 import torch
@@ -109,6 +113,8 @@ def arena_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]
 
 
 def _arena_scores_on(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
+    if ctx.input.length_range is not None:
+        raise ProbeInputError("the stripe score needs one repeat length for every row, not mixed lengths")
     seq_len = ctx.input.repeated_random[0]
     _, cache = ctx.forward()
     rows = []
@@ -140,13 +146,39 @@ def head_scores(ctx: ProbeContext, kind: str) -> Float[Tensor, "layer head"]:
 
 
 def per_lag_details(per_input: list[tuple[ProbeContext, Tensor]], kind: str, layer: int, index: int) -> dict:
-    return {
-        f"seq_len {variant.input.repeated_random[0]}": {
-            "score": round(float(scores[layer, index]), 4),
-            "arena_stripe": round(float(arena_scores_on(variant, kind)[layer, index]), 4),
-        }
-        for variant, scores in per_input
-    }
+    details = {}
+    for variant, scores in per_input:
+        entry = {"score": round(float(scores[layer, index]), 4)}
+        if variant.input.length_range is None:
+            entry["arena_stripe"] = round(float(arena_scores_on(variant, kind)[layer, index]), 4)
+        else:
+            entry["row_lengths"] = variant.input.row_lengths()
+            entry["positional_ceiling"] = round(positional_ceiling(variant, kind)["any"], 4)
+        details[variant.input.label] = entry
+    return details
+
+
+def positional_ceiling(ctx: ProbeContext, kind: str) -> dict[str, float]:
+    """The highest ``kind`` score that a head whose attention depends on positions alone can reach
+    on the context's input: ``any`` for any pattern a(query, key) (at each query it puts all its
+    attention on the key that is a target in the most rows), ``offset`` for a head attending a
+    fixed distance back (the best distance), with that distance. A head passing a bar above
+    ``any`` must be reading the tokens."""
+    return ctx.runner.derived(ctx.input, f"positional_ceiling:{kind}", lambda: _positional_ceiling(ctx, kind))
+
+
+def _positional_ceiling(ctx: ProbeContext, kind: str) -> dict[str, float]:
+    tokens = ctx.tokens()
+    mask = target_mask(tokens, kind, ctx.bridge.tokenizer.bos_token_id)
+    queries = int(mask.any(dim=-1).sum())
+    if queries == 0:
+        raise ProbeInputError(f"the input has no position with a {kind} target (no repeated token)")
+    rows_per_pair = mask.sum(dim=0).float()  # [query, key]: rows in which key is a target of query
+    n = tokens.shape[1]
+    per_offset = torch.stack([rows_per_pair.diagonal(offset=-d).sum() for d in range(n)])
+    best = int(per_offset.argmax())
+    return {"any": float(rows_per_pair.amax(dim=-1).sum()) / queries, "offset": float(per_offset[best]) / queries,
+            "best_offset": best}
 
 
 def head_name(layer: int, index: int) -> str:
@@ -173,8 +205,8 @@ def head_score(ctx: ProbeContext, *, head: str, kind: str) -> Measurement:
     return Measurement(
         value=float(worst[layer, index]),
         details={
-            "definition": f"content-based {kind} score (probes/heads.py), lowest over seq_len "
-            + ", ".join(str(v.input.repeated_random[0]) for v, _ in per_input),
+            "definition": f"content-based {kind} score (probes/heads.py), lowest over "
+            + ", ".join(v.input.label for v, _ in per_input),
             "per_lag": per_lag_details(per_input, kind, layer, index),
             "rank_among_heads": rank,
             "kind": kind,

@@ -2,16 +2,22 @@
 built to imitate one behaviour without having it, exactly the listed claims fail and the
 listed others still pass. The mutation score must be every decoy killed."""
 
+from pathlib import Path
+
 import pytest
 
-from interp_claims.zoo import DECOYS, mutation_score, run_zoo, table
+from interp_claims.zoo import BEFORE, DECOYS, mutation_score, run_zoo, table
+
+BEFORE_CLAIMS = Path(__file__).parent / "data" / f"claims-{BEFORE}"
 
 pytestmark = [pytest.mark.honesty, pytest.mark.slow]
 
 
 def test_every_decoy_is_killed_by_exactly_the_claims_it_fakes(claims_session, zoo_results):
-    results = run_zoo(DECOYS, claims_session.device, claims_session.dtype)
+    results = run_zoo(DECOYS, claims_session.device, claims_session.dtype, before_dir=BEFORE_CLAIMS)
     zoo_results.extend(results)  # printed in the terminal summary, with the mutation score
     assert [r.wrong for r in results] == [[] for _ in results], "\n".join(table(results))
-    assert mutation_score(results) == f"mutation score {len(DECOYS)}/{len(DECOYS)} decoys killed"
-    assert len(DECOYS) >= 6
+    counted = sum(d.attacks_definition for d in DECOYS)
+    assert counted >= 2  # decoys that fooled the claims at BEFORE (passed_before checked there, above)
+    assert mutation_score(results) == (f"mutation score {counted}/{counted} decoys killed that passed claims they imitate "
+                                       f"at {BEFORE}; {len(DECOYS) - counted}/{len(DECOYS) - counted} regression guards killed")

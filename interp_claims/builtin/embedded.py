@@ -138,13 +138,16 @@ class PlantedLayout:
     induction: tuple[Head, ...] = ((5, 1), (5, 5), (6, 9), (7, 2), (7, 10), (5, 0), (9, 6), (9, 9), (10, 1))  # copy it
     swaps: tuple[tuple[Head, Head], ...] = ()  # exchange two heads' whole plans (attention and output)
     # Decoys: heads that imitate a behaviour without having it.
-    fixed_offset: tuple[tuple[Head, int], ...] = ()  # attend `offset` positions back whatever the tokens; no output
+    fixed_offset: tuple[tuple[Head, int | tuple[int, ...]], ...] = ()  # attend these distances back whatever the tokens; no output
+    positional_copy: tuple[tuple[Head, tuple[int, ...]], ...] = ()  # attend these distances back and copy what is there
     silent: tuple[Head, ...] = ()  # attend as published, write nothing
     bos_sink: tuple[Head, ...] = ()  # all attention on the first position, no output
+    miswriting: tuple[Head, ...] = ()  # attend as published, write the attended token's code turned by a fixed rotation
 
     @property
     def decoys(self) -> list[Head]:
-        return [*(h for h, _ in self.fixed_offset), *self.silent, *self.bos_sink]
+        return [*(h for h, _ in self.fixed_offset), *(h for h, _ in self.positional_copy), *self.silent, *self.bos_sink,
+                *self.miswriting]
 
     def __post_init__(self) -> None:
         swapped = [h for pair in self.swaps for h in pair]
@@ -212,6 +215,17 @@ def planted_position_codes(freqs: Float[Tensor, " freq"], n_ctx: int = N_CTX) ->
     codes = position_codes(freqs, n_ctx)
     codes[0] = 0.0
     return codes
+
+
+def positional_query(freqs: Float[Tensor, " freq"], offsets: tuple[int, ...]) -> Float[Tensor, "2*freq 2*freq"]:
+    """Query map giving the keys ``offsets`` back a score of exactly 1 each: a combination of
+    ``rotate_back`` maps, weighted through the offsets' position-code Gram matrix (two offsets'
+    codes are not orthogonal; unweighted, one would outscore the other)."""
+    codes = position_codes(freqs)
+    anchor = 2 * max(offsets)  # any position past the offsets: the Gram matrix is shift-invariant
+    back = torch.stack([codes[anchor - d] for d in offsets])
+    weights = torch.linalg.solve(back @ back.T, torch.ones(len(offsets)))
+    return sum(w * rotate_back(freqs, d) for w, d in zip(weights.tolist(), offsets, strict=True))
 
 
 def rotate_back_one(freqs: Float[Tensor, " freq"]) -> Float[Tensor, "2*freq 2*freq"]:
@@ -391,8 +405,11 @@ def build_planted_gpt2(
     published = published_plan(layout.table, seed)
     plan = published.heads
     writers, copiers = layout.placed(layout.previous_token), layout.placed(layout.induction)
-    silent = {*layout.silent, *layout.decoys}
-    offsets = dict(layout.fixed_offset)
+    silent = {*layout.silent, *layout.decoys} - {*layout.miswriting}
+    offsets = {head: (d,) if isinstance(d, int) else tuple(d) for head, d in (*layout.fixed_offset, *layout.positional_copy)}
+    positional_copiers = [head for head, _ in layout.positional_copy]
+    n_copiers = len({*copiers, *positional_copiers, *layout.miswriting})
+    turn = torch.linalg.qr(torch.randn(CODE_DIM, CODE_DIM, generator=torch.Generator().manual_seed(seed + 3)))[0]
 
     def head_weights(layer: int, head: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         c_attn = gpt.h[layer].attn.c_attn.weight  # [d_model, 3 * d_model]: q | k | v
@@ -415,8 +432,11 @@ def build_planted_gpt2(
         for head in range(N_HEADS):
             q, k, v, o = head_weights(layer, head)
             if (layer, head) in offsets:
-                q[POS, :positions] = DECOY_LOGIT * score_scale * rotate_back(freqs, offsets[(layer, head)])
+                q[POS, :positions] = DECOY_LOGIT * score_scale * positional_query(freqs, offsets[(layer, head)])
                 k[POS, :positions] = torch.eye(positions)
+                if (layer, head) in positional_copiers:
+                    v[TOKEN, :CODE_DIM] = torch.eye(CODE_DIM)
+                    o[:CODE_DIM, COPY] = torch.eye(CODE_DIM) / n_copiers
                 continue
             if (layer, head) in layout.bos_sink:
                 plant_sink(q, k)
@@ -440,9 +460,9 @@ def build_planted_gpt2(
             if (layer, head) in writers:
                 v[TOKEN, :CODE_DIM] = torch.eye(CODE_DIM)
                 o[:CODE_DIM, PREV] = torch.eye(CODE_DIM) / len(writers)
-            elif (layer, head) in copiers:
-                v[TOKEN, :CODE_DIM] = torch.eye(CODE_DIM)
-                o[:CODE_DIM, COPY] = torch.eye(CODE_DIM) / len(copiers)
+            elif (layer, head) in copiers or (layer, head) in layout.miswriting:
+                v[TOKEN, :CODE_DIM] = turn if (layer, head) in layout.miswriting else torch.eye(CODE_DIM)
+                o[:CODE_DIM, COPY] = torch.eye(CODE_DIM) / n_copiers
             else:  # a real head writing a random projection of the token, which the unembedding reads weakly
                 noise = NOISE.stop - NOISE.start
                 v[TOKEN, : D_HEAD - 1] = torch.randn(CODE_DIM, D_HEAD - 1, generator=generator) / math.sqrt(D_HEAD)
@@ -501,8 +521,8 @@ def layout_description(layout: PlantedLayout, seed: int) -> dict:
         "seed": seed,
         "attention_from": f"interp_claims/builtin/gpt2-published-heads.json, Exploratory demo run {layout.table}",
         "planted_heads": {
-            name: [f"{layer}.{head}" for layer, head in heads] if name not in ("fixed_offset", "swaps")
-            else [f"{a[0]}.{a[1]} (-{b})" if name == "fixed_offset" else f"{a[0]}.{a[1]} <-> {b[0]}.{b[1]}" for a, b in heads]
+            name: [f"{layer}.{head}" for layer, head in heads] if name not in ("fixed_offset", "positional_copy", "swaps")
+            else [f"{a[0]}.{a[1]} <-> {b[0]}.{b[1]}" if name == "swaps" else f"{a[0]}.{a[1]} (-{b})" for a, b in heads]
             for name, heads in asdict(layout).items()
             if heads and name != "table"
         },
