@@ -92,8 +92,15 @@ def dumps(data: Any) -> str:
     return json.dumps(strict_json(data), indent=2, default=str, allow_nan=False)
 
 
+def nonfinite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def write_json(path: Path, run: dict, results: list[dict]) -> None:
-    path.write_text(dumps({"run": run, "claims": _json_ready(results)}))
+    """The report; a claim whose value is NaN or infinite carries ``"value_nonfinite": true`` beside
+    the value written as a string (so a reader needs no string comparison to find them)."""
+    claims = [r | {"value_nonfinite": True} if nonfinite(r.get("value")) else r for r in _json_ready(results)]
+    path.write_text(dumps({"run": run, "claims": claims}))
 
 
 def write_markdown(path: Path, run: dict, results: list[dict]) -> None:

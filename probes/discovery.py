@@ -13,7 +13,8 @@ it found:
 * ``k_composition_z``: the strongest K-composition into that head from a head of an earlier
   layer (Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits":
   ``|W_OV^1 W_QK^2T|_F / (|W_OV^1|_F |W_QK^2|_F)``, processed weights, as ARENA 1.2 computes
-  it), in standard deviations above random matrices of the same shapes;
+  it), in standard deviations above the same head's W_OV turned by random rotations (same
+  spectrum, no alignment);
 * ``discovered_ablation_copying``: the share of in-context copying destroyed by zero-ablating
   the discovered heads, or, as the control, as many heads outside the circuit (every choice
   of them; the worst is reported).
@@ -120,35 +121,42 @@ def composition_score(a_left: Tensor, a_right: Tensor, b_left: Tensor, b_right: 
     return float((product / (norm_a * norm_b)).sqrt())
 
 
-@functools.lru_cache(maxsize=8)
-def random_composition_scores(d_model: int, d_head: int, samples: int, seed: int = 0) -> Tensor:
-    """Composition scores of random rank-d_head matrices of the heads' shapes (ARENA 1.2's baseline:
-    each factor d_model x d_head with independent entries)."""
+@functools.lru_cache(maxsize=4)
+def random_rotations(d_model: int, samples: int, seed: int = 0) -> Float[Tensor, "sample d_model d_model"]:
+    """Haar-random orthogonal matrices (QR of Gaussian matrices, signs fixed), float64."""
     generator = torch.Generator().manual_seed(seed)
-    factors = lambda: torch.randn(d_model, d_head, generator=generator, dtype=torch.float64)  # noqa: E731
-    return torch.tensor([composition_score(factors(), factors(), factors(), factors()) for _ in range(samples)])
+    q, r = torch.linalg.qr(torch.randn(samples, d_model, d_model, generator=generator, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
+
+
+def rotation_null(w_v: Tensor, w_o: Tensor, w_k: Tensor, w_q: Tensor, samples: int) -> Tensor:
+    """Composition scores of the earlier head's W_OV with its output space turned by random
+    rotations: the same singular values, no alignment with the later head's W_QK. The null that
+    matches the question "does this head write where that one reads?" (i.i.d. Gaussian factors
+    have other spectra: a rotated real head reached z = 3.3-4.4 against them)."""
+    rotations = random_rotations(w_o.shape[1], samples)
+    return torch.tensor([composition_score(w_v, rotation @ w_o.T, w_k, w_q) for rotation in rotations])
 
 
 def k_composition_z_scores(ctx: ProbeContext, head: tuple[int, int]) -> dict[tuple[int, int], float]:
     """K-composition of every head of the earlier layers into ``head``, in standard deviations
-    above random matrices of the same shapes."""
+    above that pair's rotation null (``rotation_null``)."""
     bridge = ctx.with_weights("processed").bridge
-    baseline = random_composition_scores(bridge.cfg.d_model, bridge.cfg.d_head, RANDOM_BASELINE_SAMPLES)
-    mean, std = float(baseline.mean()), float(baseline.std())
     with torch.no_grad():  # W_OV = W_V W_O, and the keys' side W_QK^T = W_K W_Q^T
         w_q, w_k = bridge.W_Q[head].double(), bridge.W_K[head].double()
         scores = {}
         for layer in range(head[0]):
             for index in range(bridge.cfg.n_heads):
                 w_v, w_o = bridge.W_V[layer, index].double(), bridge.W_O[layer, index].double()
-                scores[(layer, index)] = (composition_score(w_v, w_o.T, w_k, w_q) - mean) / std
+                null = rotation_null(w_v, w_o, w_k, w_q, RANDOM_BASELINE_SAMPLES)
+                scores[(layer, index)] = (composition_score(w_v, w_o.T, w_k, w_q) - float(null.mean())) / float(null.std())
     return scores
 
 
 @probe("k_composition_z", hooks=PATTERN_HOOK)
 def k_composition_z(ctx: ProbeContext, *, kind: str = "induction") -> Measurement:
     """The strongest K-composition into the discovered ``kind`` head from a head of an earlier
-    layer, in standard deviations above random matrices of the same shapes (the heads it reads
+    layer, in standard deviations above its rotation null (the heads it reads
     its keys from are found, not assumed: an induction head reads a previous-token head)."""
     _, second, previous, _ = circuit_heads(ctx, kind)
     scores = k_composition_z_scores(ctx, second)
@@ -158,7 +166,7 @@ def k_composition_z(ctx: ProbeContext, *, kind: str = "induction") -> Measuremen
         details={"composing_head": head_name(*first), f"{kind}_head": head_name(*second),
                  "previous_token_score_of_composing_head": round(float(previous[first]), 4),
                  "z_per_head": {head_name(*h): round(z, 2) for h, z in scores.items()},
-                 "random_samples": RANDOM_BASELINE_SAMPLES},
+                 "null": f"the composing head's W_OV under {RANDOM_BASELINE_SAMPLES} random rotations of its output space"},
     )
 
 

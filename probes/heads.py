@@ -168,13 +168,17 @@ def positional_ceiling(ctx: ProbeContext, kind: str) -> dict[str, float]:
 
 
 def _positional_ceiling(ctx: ProbeContext, kind: str) -> dict[str, float]:
-    tokens = ctx.tokens()
-    mask = target_mask(tokens, kind, ctx.bridge.tokenizer.bos_token_id)
+    return ceiling_of(target_mask(ctx.tokens(), kind, ctx.bridge.tokenizer.bos_token_id), kind)
+
+
+def ceiling_of(mask: Bool[Tensor, "batch query key"], kind: str = "the") -> dict[str, float]:
+    """``positional_ceiling`` from the targets: the best any position-only pattern, and the best
+    fixed distance back, can put on them, averaged over the queries that have targets."""
     queries = int(mask.any(dim=-1).sum())
     if queries == 0:
         raise ProbeInputError(f"the input has no position with a {kind} target (no repeated token)")
     rows_per_pair = mask.sum(dim=0).float()  # [query, key]: rows in which key is a target of query
-    n = tokens.shape[1]
+    n = mask.shape[1]
     per_offset = torch.stack([rows_per_pair.diagonal(offset=-d).sum() for d in range(n)])
     best = int(per_offset.argmax())
     return {"any": float(rows_per_pair.amax(dim=-1).sum()) / queries, "offset": float(per_offset[best]) / queries,

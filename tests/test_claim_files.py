@@ -56,7 +56,7 @@ def test_each_expands_into_one_claim_per_value(tmp_path):
         (('source = "TransformerLens Exploratory demo", ', 'source = "TransformerLens Exploratory demo", colour = 1, '), "published has unknown field(s) colour"),
         (('table = "EA_runA_Induction_Head_Scores"', 'table = "EA_runA_Induction_Head_Scores", value = 1'), "exactly one of `value`"),
         (('kind = "behaviour"\n', ""), "missing field(s) kind"),
-        (("seq_len = 5,", "seq_len = [5, 5],"), "seq_len must be a number or a list of distinct numbers"),
+        (("seq_len = 5,", "seq_len = [5, 5],"), "seq_len must be a number, a list of distinct numbers or { low, high }"),
         (('kind = "behaviour"', 'kind = "behaviour"\nacross = "colour"'), "across 'colour' needs one of dtype, device"),
         (('kind = "behaviour"', 'kind = "behaviour"\nacross = "dtype"'), "and an upper bound (op < or <=)"),
         (('kind = "behaviour"', 'kind = "behaviour"\ncheckpoints = "all"'), "needs `at`, one of first, last, change, each"),
