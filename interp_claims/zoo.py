@@ -132,8 +132,9 @@ DECOYS = (
     Decoy(
         "best-positional-induction",
         "5.1 attends by position alone at the distance that scores highest on the claims' own mixed-length input "
-        "(62 back: the longest row's induction offset; its positional ceiling there is 0.07, any positional pattern 0.11)",
-        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), positional_copy=(((5, 1), (62,)),)),
+        "(59 back: the longest row's induction offset, length 60; that distance's ceiling there is 0.064, any positional "
+        "pattern's 0.110) and copies what it lands on",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), positional_copy=(((5, 1), (59,)),)),
         must_fail=("heads.induction[5.1]", "induction.layer5[5.1]", "circuits.induction-logit-attribution[5.1]"),
         must_pass=("heads.induction[5.5]", *SHARED_PASSES),
     ),
