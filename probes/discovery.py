@@ -39,7 +39,7 @@ from interp_claims.measurement import Measurement, ProbeInputError, require_in_r
 from interp_claims.registry import probe
 from probes.ablation import ablation_hooks
 from probes.circuits import copy_positions, mean_loss_at
-from probes.heads import PATTERN_HOOK, head_name, head_scores, pattern_picture, scores_per_input
+from probes.heads import PATTERN_HOOK, head_name, head_scores, head_scores_on, pattern_picture, scores_per_input, target_mask
 
 RANDOM_BASELINE_SAMPLES = 200
 MAX_CONTROL_SETS = 20
@@ -234,3 +234,38 @@ def in_context_learning_score(ctx: ProbeContext) -> Measurement:
         per_lag[variant.input.label] = {"early": round(first, 4), "late": round(clean, 4)}
     scores = [lag["late"] - lag["early"] for lag in per_lag.values()]
     return Measurement(value=worst_of(scores, lowest=False), details={"per_lag": per_lag})
+
+
+@probe("previous_token_heads_feed_copying", hooks=PATTERN_HOOK)
+def previous_token_heads_feed_copying(ctx: ProbeContext, *, kind: str = "induction", threshold: float = 0.4) -> Measurement:
+    """The share of the discovered ``kind`` head's score lost when the previous-token heads of the
+    layers before it (score > ``threshold``) are zero-ablated: a previous-token head that feeds the
+    copying head, not merely one that exists. 0 when no ``kind`` head after the first layer scores
+    above ``threshold`` (nothing to feed) or no previous-token head comes before it."""
+    first, second, previous, copying = circuit_heads(ctx, kind)
+    clean = float(copying[second])
+    feeders = [tuple(h) for h in (previous[: second[0]] > threshold).nonzero().tolist()]
+    details = {f"{kind}_head": head_name(*second), f"{kind}_score": round(clean, 4),
+               "previous_token_heads": [head_name(*h) for h in feeders], "threshold": threshold}
+    if clean <= threshold or not feeders:
+        return Measurement(value=0.0, details=details | {"reason": f"no {kind} head above {threshold}" if clean <= threshold
+                                                         else "no previous-token head before it"})
+    shares = []
+    for variant in ctx.each_input():
+        tokens = variant.tokens()
+        captured = {}
+
+        def keep(pattern, hook=None):
+            captured["pattern"] = pattern.detach()
+            return pattern
+
+        hooks = [*ablation_hooks(feeders, "zero"), (f"blocks.{second[0]}.attn.hook_pattern", keep)]
+        variant.runner.timed(lambda: variant.bridge.run_with_hooks(tokens, fwd_hooks=hooks))  # noqa: B023
+        mask = target_mask(tokens, kind, variant.bridge.tokenizer.bos_token_id)
+        queries = mask.any(dim=-1)
+        on_target = (captured["pattern"][:, second[1]].float() * mask).sum(dim=-1)
+        ablated = float((on_target * queries).sum() / queries.sum())
+        clean_here = float(head_scores_on(variant, kind)[second])
+        shares.append((clean_here - ablated) / clean_here)
+        details[f"{variant.input.label}"] = {"clean": round(clean_here, 4), "ablated": round(ablated, 4)}
+    return Measurement(value=worst_of(shares, lowest=True), details=details)
