@@ -124,7 +124,10 @@ def mixed_length_range(table: Any, batch: int) -> tuple[int, int]:
 
 def mixed_lengths(low: int, high: int, batch: int, seed: int) -> list[int]:
     """``batch`` distinct repeat lengths from low..high, the first draw of a generator seeded ``seed``."""
-    generator = torch.Generator().manual_seed(seed)
+    return draw_lengths(low, high, batch, torch.Generator().manual_seed(seed))
+
+
+def draw_lengths(low: int, high: int, batch: int, generator: torch.Generator) -> list[int]:
     return (low + torch.randperm(high - low + 1, generator=generator)[:batch]).tolist()
 
 
@@ -134,9 +137,8 @@ def mixed_repeat_tokens(
 ) -> Int[Tensor, "batch pos"]:
     """Row i is ``[BOS, R_i, R_i, F_i]``: R_i of length ``mixed_lengths(...)[i]``, F_i fresh tokens up to
     ``2 * high`` after BOS; every id drawn like ``repeated_random_tokens``'s (one generator, seeded)."""
-    lengths = mixed_lengths(low, high, batch, seed)
     generator = torch.Generator().manual_seed(seed)
-    torch.randperm(high - low + 1, generator=generator)  # the lengths' draw: the ids come after it
+    lengths = draw_lengths(low, high, batch, generator)  # first, as mixed_lengths draws them; the ids after
     ids = draw_ids(d_vocab, bos_id, (batch, 2 * high), generator, token_range)
     for row, length in enumerate(lengths):
         ids[row, length : 2 * length] = ids[row, :length]

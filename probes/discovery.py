@@ -242,7 +242,7 @@ def previous_token_heads_feed_copying(ctx: ProbeContext, *, kind: str = "inducti
     layers before it (score > ``threshold``) are zero-ablated: a previous-token head that feeds the
     copying head, not merely one that exists. 0 when no ``kind`` head after the first layer scores
     above ``threshold`` (nothing to feed) or no previous-token head comes before it."""
-    first, second, previous, copying = circuit_heads(ctx, kind)
+    _, second, previous, copying = circuit_heads(ctx, kind)
     clean = float(copying[second])
     feeders = [tuple(h) for h in (previous[: second[0]] > threshold).nonzero().tolist()]
     details = {f"{kind}_head": head_name(*second), f"{kind}_score": round(clean, 4),
