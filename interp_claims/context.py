@@ -32,12 +32,20 @@ class InputSpec:
     prepend_bos: bool = True  # false: texts as the tokenizer encodes them; random tokens as [R, R]
     token_range: tuple[int, int] | None = None  # repeated_random: ids drawn from [low, high) (default: all but BOS)
     length_range: tuple[int, int] | None = None  # repeated_random: each row's repeat length from low..high (mixed)
+    padding: str = "right"  # texts of different lengths: "left" pads before each prompt and runs with a mask
+
+    @property
+    def masked(self) -> bool:
+        """Left padding: the pass needs an attention mask (and positions derived from it)."""
+        return self.padding == "left"
 
     @property
     def key(self) -> str:  # the alternatives are inputs of their own, with their own passes
         extra = {"token_range": list(self.token_range)} if self.token_range else {}
         if self.length_range:
             extra["lengths"] = list(self.length_range)
+        if self.masked:
+            extra["padding"] = "left"
         return json.dumps({"texts": self.texts, "repeated_random": self.repeated_random, "bos": self.prepend_bos, **extra})
 
     @property
@@ -97,14 +105,20 @@ class InputSpec:
         prepend_bos = table.get("prepend_bos", True)
         if not isinstance(prepend_bos, bool):
             raise ValueError(f"prepend_bos must be true or false, got {prepend_bos!r}")
+        padding = table.get("padding", "right")
+        if padding not in PADDING_SIDES:
+            raise ValueError(f"padding must be one of {', '.join(map(repr, PADDING_SIDES))}, got {padding!r}")
         if "text" in table:
             if not isinstance(table["text"], str):
                 raise ValueError(f"text must be a string (one prompt), got {table['text']!r}")
-            return InputSpec(texts=(table["text"],), prepend_bos=prepend_bos)
+            return InputSpec(texts=(table["text"],), prepend_bos=prepend_bos, padding=padding)
         texts = table["texts"]
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise ValueError(f"texts must be a list of strings (one prompt each), got {texts!r}; one prompt is `text = \"...\"`")
-        return InputSpec(texts=tuple(texts), prepend_bos=prepend_bos)
+        return InputSpec(texts=tuple(texts), prepend_bos=prepend_bos, padding=padding)
+
+
+PADDING_SIDES = ("right", "left")
 
 
 def mixed_length_range(table: Any, batch: int) -> tuple[int, int]:
@@ -201,6 +215,7 @@ class ForwardRunner:
         self._planned: dict[str, set[str]] = {}
         self._results: dict[str, ForwardResult] = {}
         self._tokens: dict[str, Tensor] = {}
+        self._spans: dict[str, list[tuple[int, int]]] = {}
         self._derived: dict[tuple, Any] = {}
 
     def plan(self, spec: InputSpec, hooks: tuple[str, ...]) -> None:
@@ -212,6 +227,32 @@ class ForwardRunner:
         if spec.key not in self._tokens:
             self._tokens[spec.key] = self._make_tokens(spec)
         return self._tokens[spec.key]
+
+    def spans(self, spec: InputSpec) -> list[tuple[int, int]]:
+        """(start, stop) of each row's real tokens: everything for random tokens, the prompt's own
+        tokens (BOS included where prepended) for texts, after the padding or before it."""
+        if spec.key not in self._spans:
+            tokens = self.tokens(spec)
+            if spec.repeated_random is not None:
+                spans = [(0, tokens.shape[1])] * tokens.shape[0]
+            else:
+                lengths = [len(self.model.bridge.to_tokens(text, prepend_bos=spec.prepend_bos)[0]) for text in spec.texts]
+                width = tokens.shape[1]
+                spans = [(width - n, width) if spec.masked else (0, n) for n in lengths]
+            self._spans[spec.key] = spans
+        return self._spans[spec.key]
+
+    def attention_mask(self, spec: InputSpec) -> Int[Tensor, "batch pos"] | None:
+        """1 on real tokens, 0 on padding, for a left-padded input; None otherwise (right padding
+        cannot reach a real position through causal attention, so it runs without one, as
+        TransformerLens does)."""
+        if not spec.masked:
+            return None
+        tokens = self.tokens(spec)
+        mask = torch.zeros_like(tokens)
+        for row, (start, stop) in enumerate(self.spans(spec)):
+            mask[row, start:stop] = 1
+        return mask
 
     def _make_tokens(self, spec: InputSpec) -> Int[Tensor, "batch pos"]:
         bridge, cfg = self.model.bridge, self.model.cfg
@@ -233,7 +274,8 @@ class ForwardRunner:
             for text in spec.texts:
                 if not isinstance(text, str) or not text:
                     raise ProbeInputError(f"empty prompt {text!r}: a prompt must be a non-empty string")
-            tokens = bridge.to_tokens(list(spec.texts), prepend_bos=spec.prepend_bos, truncate=False)
+            tokens = bridge.to_tokens(list(spec.texts), prepend_bos=spec.prepend_bos, truncate=False,
+                                      padding_side=spec.padding)
         if tokens.shape[-1] > cfg.n_ctx:
             raise ProbeInputError(
                 f"prompt of {tokens.shape[-1]} tokens (BOS included) is longer than the model's "
@@ -249,9 +291,10 @@ class ForwardRunner:
         cached = self._results.get(spec.key)
         if cached is None or not needed <= cached.names:
             names = frozenset(needed)
-            tokens = self.tokens(spec)
+            tokens, mask = self.tokens(spec), self.attention_mask(spec)
+            masked = {} if mask is None else {"attention_mask": mask}
             logits, cache = self.timed(
-                lambda: self.model.bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith(tuple(names)))
+                lambda: self.model.bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith(tuple(names)), **masked)
             )
             cached = ForwardResult(logits, dict(cache.items()), names, all_finite(logits))
             self._results[spec.key] = cached
@@ -334,6 +377,10 @@ class ProbeContext:
 
     def tokens(self) -> Int[Tensor, "batch pos"]:
         return self.runner.tokens(self._require_input())
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, stop) of each row's real tokens (see ``ForwardRunner.spans``)."""
+        return self.runner.spans(self._require_input())
 
     def forward(self, check_finite: bool = True) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Tensor]]:
         return self.runner.run(self._require_input(), self.hooks, check_finite=check_finite)

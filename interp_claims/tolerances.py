@@ -32,8 +32,10 @@ The floors:
   side's logit is rounded once (up to one step apart), and log-softmax subtracts a
   logsumexp of the same magnitude, rounded as well.
 * ``loss``: two-sided agreement of a mean cross-entropy near 5 with a float32
-  reference: relative 1e-4 in float32 (5e-4), 1e-2 in bfloat16 (5e-2), 2e-3 in float16. No
-  rounding-step term: a mean over positions averages the logits' independent roundings.
+  reference: relative 1e-4 in float32 (5e-4), 1e-2 in bfloat16 (5e-2), 2e-3 in float16; and at
+  least one step at the largest |logit|: each position's loss is a logsumexp minus a logit, both
+  off by up to a step, and the mean over positions does not average away a rounding that leans
+  one way (float16 on the embedded model, |logit| 21.75: 9.1e-3 measured, one step 1.6e-2).
 """
 
 import math
@@ -45,7 +47,7 @@ TOLERANCES: dict[torch.dtype, dict[str, float]] = {
     torch.bfloat16: {"probability": 1e-2, "activation": 2e-2, "logprob": 5e-2, "loss": 5e-2},
     torch.float16: {"probability": 5e-3, "activation": 2e-3, "logprob": 1e-2, "loss": 1e-2},
 }
-ROUNDING_STEPS: dict[str, int] = {"probability": 0, "activation": 0, "logprob": 4, "loss": 0}
+ROUNDING_STEPS: dict[str, int] = {"probability": 0, "activation": 0, "logprob": 4, "loss": 1}
 KINDS = tuple(TOLERANCES[torch.float32])
 
 

@@ -19,7 +19,6 @@ from interp_claims.claims import FIXTURES_DIR
 from interp_claims.context import InputSpec, ProbeContext
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
-from probes.distribution import real_positions
 from probes.heads import parse_head
 
 IOI_DATA = FIXTURES_DIR / "ioi.toml"
@@ -72,8 +71,7 @@ def ioi_logit_differences(ctx: ProbeContext, count: int, seed: int, which: str) 
     prompts = ioi_prompts(ctx, count, seed, which)
     spec = InputSpec(texts=tuple(text for text, _, _ in prompts))
     logits, _ = ctx.runner.run(spec)
-    child = ProbeContext(ctx.model, ctx.runner, spec)
-    last = torch.tensor(real_positions(child, ctx.runner.tokens(spec)), device=logits.device) - 1
+    last = torch.tensor([stop - 1 for _, stop in ctx.runner.spans(spec)], device=logits.device)
     final = logits[torch.arange(len(prompts), device=logits.device), last].float()
     io = torch.tensor([i for _, i, _ in prompts], device=final.device)
     s = torch.tensor([j for _, _, j in prompts], device=final.device)
