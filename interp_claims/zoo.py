@@ -149,10 +149,11 @@ DECOYS = (
     Decoy(
         "backup-head-in-the-control",
         "the ablation control's heads secretly include a backup induction head: 6.2 takes 9.6's plan (attention and "
-        "copying output) and 9.6 takes 6.2's. The negative control of attention catches it; the ablation control "
-        "does not (a known hole: one of ten copiers lost costs the saturated name probability 0.007 nat, listed as a pass)",
+        "copying output) and 9.6 takes 6.2's. The negative control of attention catches it, and so does the ablation "
+        "control read in centred logits (1.27 >= 0.5); the log-probability control does not (one of ten copiers lost "
+        "costs the saturated name probability 0.007 nat), listed as a pass",
         PlantedLayout(swaps=(((6, 2), (9, 6)),)),
-        must_fail=("heads.no-other-induction-head",),
+        must_fail=("heads.no-other-induction-head", "ablation.unclaimed-heads-do-not-move-the-logit"),
         must_pass=("ablation.unclaimed-heads-do-not", "heads.induction[5.1]", "ablation.induction-heads-carry-repetition",
                    *SHARED_PASSES),
     ),

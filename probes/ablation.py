@@ -14,7 +14,7 @@ from interp_claims.context import ProbeContext
 from probes.heads import parse_head
 from interp_claims.measurement import Measurement, ProbeInputError
 from interp_claims.registry import probe
-from probes.repetition import name_token_ids, continuation_probabilities
+from probes.repetition import continuation_centred_logits, continuation_probabilities, name_token_ids
 
 ABLATIONS = ("zero", "mean")
 
@@ -40,7 +40,7 @@ def ablation_hooks(heads: list[tuple[int, int]], how: str) -> list:
     return [(f"blocks.{layer}.attn.hook_z", make_hook(indices)) for layer, indices in by_layer.items()]
 
 
-METRICS = ("probability", "logprob")
+METRICS = ("probability", "logprob", "logit")
 
 
 @probe("ablation_drop_in_name_probability", hooks=())
@@ -49,7 +49,10 @@ def ablation_drop_in_name_probability(
 ) -> Measurement:
     """Mean continuation probability of ``name`` at ``occurrence``, clean minus with ``heads`` ablated;
     with ``metric = "logprob"`` the mean log-probability instead (nats): it does not saturate near
-    p = 1, so it shows a loss that backup heads keep the probability from showing."""
+    p = 1, so it shows a loss that backup heads keep the probability from showing; with
+    ``metric = "logit"`` the mean centred logit (the piece's logit minus the mean logit there),
+    which does not flatten near p = 1 either: one copying head of ten removed moves it by a logit
+    where the log-probability moves by 0.007."""
     if metric not in METRICS:
         raise ProbeInputError(f"metric {metric!r} is not known. Valid: {', '.join(METRICS)}.")
     cfg = ctx.model.cfg
@@ -62,13 +65,14 @@ def ablation_drop_in_name_probability(
     ablated_logits = ctx.runner.timed(
         lambda: ctx.bridge.run_with_hooks(tokens, fwd_hooks=ablation_hooks(parsed, how))
     )
-    clean = continuation_probabilities(clean_logits[0], tokens[0], ids, occurrence)
-    ablated = continuation_probabilities(ablated_logits[0], tokens[0], ids, occurrence)
+    read = continuation_centred_logits if metric == "logit" else continuation_probabilities
+    clean = read(clean_logits[0], tokens[0], ids, occurrence)
+    ablated = read(ablated_logits[0], tokens[0], ids, occurrence)
     # what the ablation did at all: a control whose heads change nothing would be vacuous
     logit_change = float((ablated_logits.float() - clean_logits.float()).abs().max())
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     log_mean = lambda values: sum(math.log(max(p, 1e-45)) for p in values) / len(values)  # noqa: E731
-    value = mean(clean) - mean(ablated) if metric == "probability" else log_mean(clean) - log_mean(ablated)
+    value = log_mean(clean) - log_mean(ablated) if metric == "logprob" else mean(clean) - mean(ablated)
     return Measurement(
         value=value,
         details={

@@ -25,15 +25,33 @@ def continuation_probabilities(
     logits: Float[Tensor, "pos d_vocab"], tokens: Int[Tensor, " pos"], name_ids: list[int], occurrence: int
 ) -> list[float]:
     """p(piece j+1 | ...piece j) for pieces 2..n of the name's ``occurrence``-th appearance (1-based)."""
+    scores, targets = continuation_logits(logits, tokens, name_ids, occurrence)
+    return scores.softmax(dim=-1).gather(-1, targets[:, None])[:, 0].tolist()
+
+
+def continuation_centred_logits(
+    logits: Float[Tensor, "pos d_vocab"], tokens: Int[Tensor, " pos"], name_ids: list[int], occurrence: int
+) -> list[float]:
+    """The logit of piece j+1 minus the mean logit at its position, for pieces 2..n: unlike the
+    probability it does not saturate, and a shift of every logit (which changes no probability)
+    leaves it unchanged."""
+    scores, targets = continuation_logits(logits, tokens, name_ids, occurrence)
+    centred = scores - scores.mean(dim=-1, keepdim=True)
+    return centred.gather(-1, targets[:, None])[:, 0].tolist()
+
+
+def continuation_logits(
+    logits: Float[Tensor, "pos d_vocab"], tokens: Int[Tensor, " pos"], name_ids: list[int], occurrence: int
+) -> tuple[Float[Tensor, "piece d_vocab"], Int[Tensor, " piece"]]:
+    """(float32 logits where pieces 2..n are predicted, their ids) at the ``occurrence``-th appearance."""
     starts = find_occurrences(tokens, name_ids)
     if len(name_ids) < 2:
         raise ProbeInputError(f"name ids {name_ids} form one token: there is no continuation to predict")
     if not 1 <= occurrence <= len(starts):
         raise ProbeInputError(f"occurrence {occurrence} asked, but the name appears {len(starts)} time(s) in the prompt")
     start = starts[occurrence - 1]
-    probs = logits[start : start + len(name_ids) - 1].float().softmax(dim=-1)
-    targets = torch.tensor(name_ids[1:], device=probs.device)
-    return probs.gather(-1, targets[:, None])[:, 0].tolist()
+    scores = logits[start : start + len(name_ids) - 1].float()
+    return scores, torch.tensor(name_ids[1:], device=scores.device)
 
 
 def name_token_ids(ctx: ProbeContext, name: str) -> list[int]:
