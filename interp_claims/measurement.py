@@ -42,5 +42,30 @@ def worst_of(values, lowest: bool) -> float:
     return min(values) if lowest else max(values)
 
 
+class ProbeOutputError(TypeError):
+    """A probe returned a value the reports cannot hold (a tensor, say)."""
+
+
+JSON_SCALARS = (bool, int, float, str, type(None))
+
+
+def json_ready_problem(value: Any, where: str = "value") -> str | None:
+    """Where ``value`` is not made of JSON's types (numbers, strings, booleans, None, lists and
+    string-keyed dicts of them), what there is instead; None when it is."""
+    if isinstance(value, JSON_SCALARS):
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((p for i, v in enumerate(value) if (p := json_ready_problem(v, f"{where}[{i}]"))), None)
+    if isinstance(value, dict):
+        for key, v in value.items():
+            if not isinstance(key, str):
+                return f"{where} has a key {key!r} of type {type(key).__name__}"
+            if problem := json_ready_problem(v, f"{where}[{key!r}]"):
+                return problem
+        return None
+    hint = " (call float() or .tolist() on it)" if type(value).__module__.startswith(("torch", "numpy")) else ""
+    return f"{where} is a {type(value).__module__}.{type(value).__qualname__}{hint}"
+
+
 class ResourceUnavailable(RuntimeError):
     """The measurement needs something this machine lacks (a second device, say)."""

@@ -150,6 +150,7 @@ class ClaimSession:
             except ReportFileError as error:
                 raise pytest.UsageError(f"--claims-compare: {error}") from None
         self.results: list[dict] = []
+        self.recorded: set[tuple[str, str]] = set()  # (claim id, combination) of every result
         self.references: dict[tuple[str, int], object] = {}  # (claim id, combination) -> its Measurement
         self.cross_cases: list[ClaimCase] = []  # selected cross-combination cases
         self.checkpoint_claims: dict[int, list] = {}  # combination -> its selected claims over checkpoints
@@ -336,16 +337,20 @@ class ClaimSession:
 
     def measure(self, claim, combo=None):
         from interp_claims.errors import ModelError
-        from interp_claims.measurement import ResourceUnavailable
+        from interp_claims.measurement import ProbeOutputError, ResourceUnavailable, json_ready_problem
 
         combo = combo or self.primary
         self.model(combo=combo)  # skips, or ends the session, when the model cannot be had
         try:
-            return combo.models.measure(claim)
+            measurement = combo.models.measure(claim)
         except ResourceUnavailable as missing:
             pytest.skip(str(missing))
         except ModelError as error:  # a weight convention loaded on first use failed
             pytest.exit(f"ERROR: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+        if problem := json_ready_problem(measurement.value):
+            raise ProbeOutputError(f"probe {claim.probe!r} returned a value the reports cannot hold: {problem}; a value "
+                                   f"is a number, a string, a boolean, or lists and dicts of them")
+        return measurement
 
     def record(self, claim, measurement, passed: bool, threshold: str, margin, combo=None) -> dict:
         combo = combo or self.primary
@@ -366,8 +371,25 @@ class ClaimSession:
             "details": measurement.details,
             "seconds": round(combo.models.last_seconds, 4),
             "pictures": [vars(p) for p in measurement.pictures],
+            "outcome": "passed" if passed else "failed",
+            "reason": None,
         }
         self.results.append(result)
+        self.recorded.add((claim.id, combo.label))
+        return result
+
+    def record_unmeasured(self, claim, combo, outcome: str, reason: str) -> dict:
+        """A claim that was collected but gave no verdict: it raised (``error``), failed before
+        its check (``failed``: a bad input, say) or was skipped; it stays in every report."""
+        result = {
+            "id": claim.id, "combination": combo.label, "behaviour": claim.behaviour, "kind": claim.kind,
+            "probe": claim.probe, "passed": False, "value": None, "threshold": claim.threshold_text,
+            "margin": None, "source": claim.source, "published": claim.published,
+            "justification": claim.justification, "file": claim.file, "details": {}, "seconds": 0.0,
+            "pictures": [], "outcome": outcome, "reason": reason,
+        }
+        self.results.append(result)
+        self.recorded.add((claim.id, combo.label))
         return result
 
     def results_by_combination(self) -> dict[str, list[dict]]:
@@ -588,6 +610,37 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         except ModelError as error:  # one error line, no test run
             entry = f" (matrix entry {target.label})" if claims_session.matrix else ""
             raise pytest.UsageError(f"{error}{entry}") from None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A claim test that ended without a verdict (its probe raised, its input was refused, it was
+    skipped) still gets its row in every report, with the outcome and the reason; an exception
+    from a probe is headed by the claim's file and row."""
+    report = (yield).get_result()
+    case = _case_of(item)
+    if case is None or not (report.failed or report.skipped):
+        return
+    claims_session = item.config.stash.get(SESSION_KEY, None)
+    if claims_session is None:
+        return
+    claim, combo = case.claim, claims_session.combos[case.combo]
+    if (claim.id, combo.label) in claims_session.recorded:
+        return
+    where = f"claim {claim.id} ({claim.file} #{claim.row}), probe {claim.probe!r}"
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        outcome, reason = "skipped", reason.removeprefix("Skipped: ")
+    elif call.excinfo is not None and call.excinfo.errisinstance(pytest.fail.Exception):
+        outcome, reason = "failed", str(call.excinfo.value).strip()
+    else:
+        error = call.excinfo.value if call.excinfo is not None else None
+        first_line = (str(error).strip().splitlines() or [""])[0][:300] if error is not None else str(report.longrepr)[:300]
+        outcome, reason = "error", f"{type(error).__name__ if error is not None else 'error'}: {first_line}"
+        report.longrepr = f"{where} raised {reason}\n\n{report.longrepr}"
+    result = claims_session.record_unmeasured(claim, combo, outcome, reason)
+    for key in ("outcome", "reason", "threshold", "source", "behaviour", "kind", "combination"):
+        item.user_properties.append((key, result[key]))  # JUnit XML reads them from the teardown report
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,32 @@ def _short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def outcome_of(result: dict) -> str:
+    """passed, failed, error (the probe raised) or skipped; reports older than outcomes had only ``passed``."""
+    return result.get("outcome") or ("passed" if result["passed"] else "failed")
+
+
+FLAGS = {"passed": "", "failed": "  <- FAIL", "error": "  <- ERROR", "skipped": "  <- SKIPPED"}
+
+
+def totals_text(results: list[dict]) -> str:
+    """'113/115 claims passed, 1 failed, 1 error, 0 skipped': every collected claim counted once,
+    as pytest counts them (an error and a failure are both pytest's "failed")."""
+    counts = {name: sum(outcome_of(r) == name for r in results) for name in FLAGS}
+    extra = "".join(f", {counts[name]} {name if name != 'error' else 'raised an error'}"
+                    for name in ("failed", "error", "skipped") if counts[name])
+    return f"{counts['passed']}/{len(results)} claims passed{extra}"
+
+
+def verdict_value(result: dict, width: int) -> str:
+    """The value, or for a claim without one the reason it has none."""
+    if outcome_of(result) in ("error", "skipped") or (result["value"] is None and result.get("reason")):
+        return _short(f"{outcome_of(result)}: {result.get('reason') or ''}", width)
+    return _short(result["value"], width)
+
+
 def summary_lines(run: dict, results: list[dict]) -> list[str]:
     """One row per claim row of a file (its ``each`` cases folded: passed/total, the worst margin)."""
-    passed = sum(r["passed"] for r in results)
     lines = [
         f"model {run['model']} (family {run['family']}) on {run['device']} {run['dtype']}, weights {run['weights']}",
         *([f"model {run.get('hub_id')} at {run['commit']} (revision {run.get('revision')}), {run.get('weights_origin')}: {run.get('weights_folder')}"]
@@ -35,16 +58,19 @@ def summary_lines(run: dict, results: list[dict]) -> list[str]:
     for r in results:
         groups.setdefault(r["id"].split("[")[0], []).append(r)
     for claim_id, rows in groups.items():
-        failing = [r for r in rows if not r["passed"]]
+        failing = sorted((r for r in rows if not r["passed"]), key=lambda r: list(FLAGS).index(outcome_of(r)))
         numeric = [r for r in rows if isinstance(r["margin"], (int, float))]
         worst = failing[0] if failing else min(numeric, key=lambda r: r["margin"]) if numeric else rows[0]
         count = f"{len(rows) - len(failing)}/{len(rows)}"
-        flag = "" if not failing else "  <- FAIL"
-        lines.append(f"{claim_id[:48]:<48} {count:>7} {_short(worst['value'], 24):<24} {published_text(worst, 12):<12} "
+        flag = FLAGS[outcome_of(worst)] if failing else ""
+        lines.append(f"{claim_id[:48]:<48} {count:>7} {verdict_value(worst, 24):<24} {published_text(worst, 12):<12} "
                      f"{_short(worst['threshold'], 36)}{flag}")
+    for r in results:  # why a claim has no verdict, in full
+        if outcome_of(r) in ("error", "skipped") or (not r["passed"] and r.get("reason")):
+            lines.append(f"  {outcome_of(r)}: {r['id']} ({r.get('file', '')}): {r.get('reason')}")
     ratio = run["claim_seconds"] / run["forward_seconds"] if run["forward_seconds"] else float("nan")
     lines.append(
-        f"{passed}/{len(results)} claims passed ({counts_by_kind(results)}); {run['forward_passes']} forward passes took "
+        f"{totals_text(results)} ({counts_by_kind(results)}); {run['forward_passes']} forward passes took "
         f"{run['forward_seconds']:.2f} s of {run['claim_seconds']:.2f} s measuring claims "
         f"(ratio {ratio:.2f}); model load {run['model_load_seconds']:.2f} s"
     )
@@ -112,14 +138,15 @@ def write_markdown(path: Path, run: dict, results: list[dict]) -> None:
         "",
         *([f"Hugging Face `{run.get('hub_id')}` at commit `{run['commit']}` (revision `{run.get('revision')}`), "
            f"snapshot `{run.get('weights_folder')}`.", ""] if run.get("commit") else []),
-        f"{sum(r['passed'] for r in results)} of {len(results)} claims passed: {counts_by_kind(results)}.",
+        f"{totals_text(results)}: {counts_by_kind(results)}.",
         "",
         "| claim | kind | pass | value | published | threshold | margin | source |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    marks = {"passed": "yes", "failed": "**NO**", "error": "**ERROR**", "skipped": "skipped"}
     for r in results:
         margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
-        cells = [r["id"], r.get("kind", ""), "yes" if r["passed"] else "**NO**", _short(r["value"], 60), published_text(r, 40),
+        cells = [r["id"], r.get("kind", ""), marks[outcome_of(r)], verdict_value(r, 120), published_text(r, 40),
                  r["threshold"], margin, r["source"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     path.write_text("\n".join(lines) + "\n")
@@ -242,12 +269,13 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
     rows = []
     for r in results:
         margin = f"{r['margin']:.4g}" if isinstance(r["margin"], (int, float)) else ""
-        status = '<td class="pass">pass</td>' if r["passed"] else '<td class="fail">FAIL</td>'
+        status = {"passed": '<td class="pass">pass</td>', "failed": '<td class="fail">FAIL</td>',
+                  "error": '<td class="fail">ERROR</td>', "skipped": '<td class="skip">skipped</td>'}[outcome_of(r)]
         name = f"<a href='#{esc(r['id'])}'>{esc(r['id'])}</a>" if r["pictures"] else esc(r["id"])
         published = r.get("published") or {}
         published_title = f" title='{esc(published.get('source', ''))}; {esc(published.get('setup', ''))}'" if published else ""
         rows.append(
-            f"<tr><td>{name}</td>{status}<td>{esc(_short(r['value'], 60))}</td>"
+            f"<tr><td>{name}</td>{status}<td>{esc(verdict_value(r, 200))}</td>"
             f"<td{published_title}>{esc(published_text(r, 40))}</td>"
             f"<td>{esc(r['threshold'])}</td><td>{margin}</td><td>{esc(r['source'])}</td></tr>"
         )
@@ -274,13 +302,13 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
 <html><head><meta charset="utf-8"><title>Claims report: {esc(run['model'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}}
-.pass{{color:#060}} .fail{{color:#b00;font-weight:bold}} img{{image-rendering:pixelated;border:1px solid #999}}
+.pass{{color:#060}} .fail{{color:#b00;font-weight:bold}} .skip{{color:#850}} img{{image-rendering:pixelated;border:1px solid #999}}
 figure{{display:inline-block;margin:1em;max-width:420px}} code{{font-size:11px}}
 table.heads td{{font-size:10px;padding:2px 3px;text-align:center}} .scale img{{height:10px;vertical-align:middle}}</style></head>
 <body><h1>Claims report: {esc(run['model'])}</h1>
 <p>Family <code>{esc(run['family'])}</code>, device <code>{esc(run['device'])}</code> ({esc(run['device_name'])}),
 dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</code>; {versions}.</p>
-<p>{sum(r['passed'] for r in results)} of {len(results)} claims passed ({esc(counts_by_kind(results))}); {run['forward_passes']} forward passes.</p>
+<p>{esc(totals_text(results))} ({esc(counts_by_kind(results))}); {run['forward_passes']} forward passes.</p>
 <h2>By behaviour</h2>
 <table><tr><th>behaviour</th><th>kind</th><th>passed</th></tr>{summary}</table>
 <h2>Claims</h2>

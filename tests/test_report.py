@@ -45,7 +45,7 @@ def test_reports_hold_every_claim_and_embed_pictures(tmp_path):
     assert {"passed", "value", "threshold", "source", "behaviour"} <= set(data["claims"][0])
     assert "| heads.induction[5.5] | behaviour | **NO** |" in markdown.read_text()
     assert "| value | published | threshold |" in markdown.read_text()
-    assert "1 of 2 claims passed: behaviour 1/2 passed." in markdown.read_text()
+    assert "1/2 claims passed, 1 failed: behaviour 1/2 passed." in markdown.read_text()
     html = page.read_text()
     images = re.findall(r"base64,([A-Za-z0-9+/=]+)", html)
     assert len(images) == 2 and decode_png(base64.b64decode(images[0]))[:2] == (12, 12)  # the pattern

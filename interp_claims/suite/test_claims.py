@@ -46,7 +46,7 @@ def _explain(claim, measurement, verdict_text: str) -> str:
 
 def record(claims_session, record_property, case, measurement, passed: bool, threshold: str, margin) -> None:
     result = claims_session.record(case.claim, measurement, passed, threshold, margin, claims_session.combos[case.combo])
-    for key in ("value", "threshold", "margin", "source", "behaviour", "kind", "combination"):
+    for key in ("value", "threshold", "margin", "source", "behaviour", "kind", "combination", "outcome"):
         record_property(key, result[key])
     if result["published"] is not None:
         record_property("published", result["published"]["value"])
