@@ -69,6 +69,7 @@ import itertools
 import math
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,14 @@ KINDS = ("sanity", "behaviour", "prediction")
 OPTIONAL = ("justification", "input", "params", "each", "description", "across", "checkpoints", "at", "published")
 PUBLISHED_FIELDS = ("value", "table", "source", "setup", "spread")
 AXES = ("dtype", "device")
-FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+def fixtures_dir() -> Path:
+    """The built-in claims, prompts and data: package data of an installed wheel
+    (``interp_claims/fixtures``), or the repository's top-level ``fixtures/`` in a source checkout."""
+    packaged = Path(str(resources.files("interp_claims") / "fixtures"))
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "fixtures"
+
+
+FIXTURES_DIR = fixtures_dir()
 BUILTIN_CLAIMS_DIR = FIXTURES_DIR / "claims"
 PROMPTS_FILE = FIXTURES_DIR / "prompts.toml"
 
@@ -421,7 +429,12 @@ def load_claim_file(path: Path) -> list[Claim]:
 
 def load_claims(extra_files: list[Path] = ()) -> list[Claim]:
     """The built-in claim files, then the user's; ids must be unique across all of them."""
-    files = sorted(BUILTIN_CLAIMS_DIR.glob("*.toml")) + [Path(p) for p in extra_files]
+    builtin = sorted(BUILTIN_CLAIMS_DIR.glob("*.toml"))
+    if not builtin:
+        raise ClaimFileError(f"no built-in claim files in {BUILTIN_CLAIMS_DIR}: this installation of interp-claims is "
+                             f"incomplete (reinstall it; a wheel carries them as package data)")
+    user = [Path(p) for p in extra_files]
+    files = builtin + [p for i, p in enumerate(user) if p.resolve() not in {q.resolve() for q in builtin + user[:i]}]
     claims: list[Claim] = []
     seen: dict[str, Claim] = {}
     for path in files:

@@ -6,8 +6,8 @@ Registered through ``pyproject.toml``, so its options exist before pytest choose
 ``interp_claims.suite`` (this repository collects them from ``interp_claims/suite``; another
 repository runs ``pytest --pyargs interp_claims.suite``).
 
-Nothing from ``probes`` is imported at module level: jaxtyping's import hook
-(``--jaxtyping-packages=probes,...``) must see ``probes`` imported for the first time.
+Nothing from ``interp_claims.probes`` is imported at module level: jaxtyping's import hook
+(``--jaxtyping-packages=interp_claims.probes,...``) must see it imported for the first time.
 """
 
 import sys
@@ -90,6 +90,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="modules holding your own probes, imported before claim files are read (project root on sys.path)",
     )
+    parser.addini(
+        "claims_snapshots",
+        type="paths",
+        default=[],
+        help="folder for the snapshots of your snapshot claims (default: __snapshots__ beside each claim file); "
+        "built-in claims keep theirs in the package",
+    )
+
+
+def snapshot_folder(config: pytest.Config, claim) -> Path | None:
+    """Where a user's snapshot claim keeps its snapshot: the ``claims_snapshots`` folder, else
+    ``__snapshots__`` beside its claim file; None for a built-in claim (the package's own)."""
+    from interp_claims.claims import BUILTIN_CLAIMS_DIR
+
+    if Path(claim.file).resolve().is_relative_to(BUILTIN_CLAIMS_DIR.resolve()):
+        return None
+    configured = config.getini("claims_snapshots")
+    return Path(configured[0]) if configured else Path(claim.file).resolve().parent / "__snapshots__"
 
 
 @dataclass(frozen=True)
@@ -664,6 +682,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         where = f" at revision {combo.spec.revision}" if combo.spec.revision else ""
         lines.append(f"interp-claims: model {combo.spec.name}{where}, {combo.device}, "
                      f"{str(combo.dtype).removeprefix('torch.')}, {session.weights} weights")
+    from interp_claims.claims import BUILTIN_CLAIMS_DIR
+
+    builtin = sum(Path(claim.file).resolve().is_relative_to(BUILTIN_CLAIMS_DIR.resolve()) for claim in session.claims)
+    lines.append(f"interp-claims: {builtin} built-in claims ({BUILTIN_CLAIMS_DIR}), {len(session.claims) - builtin} of yours")
     for axis, example in (("dtype", "--dtype float32,bfloat16"), ("device", "--device cpu,cuda")):
         idle = [claim.id for claim in session.claims if claim.across == axis]
         if idle and len({getattr(combo, axis) for combo in session.combos}) < 2:

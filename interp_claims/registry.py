@@ -10,7 +10,7 @@ forward pass (tokenizer facts) or builds its own inputs (generated prompts).
 
 Where probes come from (all found before any claim file is read):
 
-* every module of the built-in ``probes`` package;
+* every module of the built-in ``interp_claims.probes`` package (the repository's ``probes/``);
 * modules named by installed packages under the entry-point group ``interp_claims.probes``
   (``[project.entry-points."interp_claims.probes"] mine = "my_package.my_probes"``);
 * modules named in the ``claims_probes`` setting of the pytest configuration
@@ -73,11 +73,11 @@ def probe(name: str, hooks: tuple[str, ...] | None = ()) -> Callable[[Callable],
 
 def load_builtin_probes() -> dict[str, ProbeSpec]:
     """Import every module of the ``probes`` package: a new ``probes/<name>.py`` needs no listing."""
-    import probes
+    from interp_claims import probes
 
     for module in pkgutil.iter_modules(probes.__path__):
         if not module.name.startswith("_"):
-            importlib.import_module(f"probes.{module.name}")
+            importlib.import_module(f"interp_claims.probes.{module.name}")
     return PROBES
 
 

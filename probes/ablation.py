@@ -11,10 +11,10 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp_claims.context import ProbeContext
-from probes.heads import parse_head
+from interp_claims.probes.heads import parse_head
 from interp_claims.measurement import Measurement, ProbeInputError
 from interp_claims.registry import probe
-from probes.repetition import continuation_centred_logits, continuation_probabilities, name_token_ids
+from interp_claims.probes.repetition import continuation_centred_logits, continuation_probabilities, name_token_ids
 
 ABLATIONS = ("zero", "mean")
 

@@ -25,8 +25,8 @@ from torch import Tensor
 from interp_claims.context import ProbeContext
 from interp_claims.measurement import Measurement, ProbeInputError
 from interp_claims.registry import probe
-from probes.ablation import ablation_hooks
-from probes.heads import parse_head
+from interp_claims.probes.ablation import ablation_hooks
+from interp_claims.probes.heads import parse_head
 
 DLA_HOOKS = ("attn.hook_z", "ln_final.hook_scale")
 

@@ -19,7 +19,7 @@ from interp_claims.claims import FIXTURES_DIR
 from interp_claims.context import InputSpec, ProbeContext
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
-from probes.heads import parse_head
+from interp_claims.probes.heads import parse_head
 
 IOI_DATA = FIXTURES_DIR / "ioi.toml"
 TEMPLATE_SETS = ("ABBA", "BABA", "both")

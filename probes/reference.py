@@ -8,7 +8,7 @@ they add rounding steps at the magnitude each probe reports (``rounding_steps``)
 import torch
 
 from interp_claims.context import ProbeContext
-from probes.distribution import next_token_log_probs
+from interp_claims.probes.distribution import next_token_log_probs
 from interp_claims.measurement import Measurement, ProbeInputError
 from interp_claims.registry import probe
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp_claims.context import InputSpec, ProbeContext, synchronize
-from probes.heads import PATTERN_HOOK, head_scores
+from interp_claims.probes.heads import PATTERN_HOOK, head_scores
 
 NOTEBOOK_TEXT = (
     "This is a story about Quomatarus. When one day Quomatarus decided to do something different "

@@ -20,7 +20,7 @@ import torch
 from interp_claims.context import ForwardRunner, InputSpec, ProbeContext
 from interp_claims.models import load_model, resolve_model
 from interp_claims.tolerances import tolerance
-from probes.distribution import (
+from interp_claims.probes.distribution import (
     FINAL_NORMALIZED,
     batch_deviation,
     batch_consistency,

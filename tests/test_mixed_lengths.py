@@ -9,7 +9,7 @@ import torch
 
 from interp_claims.context import InputSpec, mixed_lengths, mixed_repeat_tokens
 from interp_claims.report import write_json
-from probes.heads import ceiling_of, target_mask
+from interp_claims.probes.heads import ceiling_of, target_mask
 
 BOS, VOCAB = 50256, 50257
 CLAIMS_INPUT = {"repeated_random": {"seq_len": {"low": 16, "high": 63}, "batch": 24, "seed": 0}}

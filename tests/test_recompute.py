@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from interp_claims.tolerances import tolerance
-from probes.recompute import mlp_parameters, reference_mlp, relative_error
+from interp_claims.probes.recompute import mlp_parameters, reference_mlp, relative_error
 
 NOTEBOOK = "This is a story about Quomatarus. When one day Quomatarus decided to do something different"
 MUTATIONS = {

@@ -20,6 +20,16 @@ class PerFamilySnapshot(AmberSnapshotExtension):
     def get_snapshot_name(cls, *, test_location, index=0) -> str:
         return re.sub(r"#[^\]]*\]", "]", super().get_snapshot_name(test_location=test_location, index=index))
 
+    @classmethod
+    def dirname(cls, *, test_location) -> str:
+        """A user's snapshot claims keep their snapshots in the user's repository (see
+        ``interp_claims.plugin.snapshot_folder``), not inside the installed package."""
+        from interp_claims.plugin import snapshot_folder
+
+        case = getattr(getattr(test_location.item, "callspec", None), "params", {}).get("snapshot_case")
+        folder = snapshot_folder(test_location.item.config, case.claim) if case is not None else None
+        return str(folder) if folder is not None else super().dirname(test_location=test_location)
+
 
 def measure(claims_session, case, reference: bool = False):
     """The claim's measurement (on the case's reference combination with ``reference``); a bad
