@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_claims.context import InputSpec
+from interp_claims.errors import did_you_mean
 from interp_claims.registry import PROBES, load_builtin_probes
 from interp_claims.tolerances import KINDS as TOLERANCE_KINDS
 from interp_claims.tolerances import rounding_step
@@ -352,17 +353,20 @@ def load_claim_file(path: Path) -> list[Claim]:
             raise error(f"kind {row['kind']!r} is not known. Valid: {', '.join(KINDS)} (sanity: any healthy model passes; "
                         "behaviour: what a source publishes this model does; prediction: a behaviour nobody has published a number for)")
         if row["probe"] not in probes:
-            raise error(f"unknown probe {row['probe']!r}. Registered: {', '.join(sorted(probes))}")
+            raise error(f"unknown probe {row['probe']!r}{did_you_mean(row['probe'], probes)}. Registered: {', '.join(sorted(probes))}")
         if not isinstance(row["id"], str) or not row["id"].strip():
             raise error(f"id must be a non-empty string, got {row['id']!r}")
+        for key in ("behaviour", "source", "justification", "description"):
+            if key in row and (not isinstance(row[key], str) or not row[key].strip()):
+                raise error(f"{key} must be a non-empty string, got {row[key]!r}")
         if not isinstance(row["models"], list) or not row["models"]:
             raise error(f"models must be a non-empty list of families, got {row['models']!r}")
         from interp_claims.models import FAMILIES
 
         unknown_families = [m for m in row["models"] if m not in (*FAMILIES, "*")]
         if unknown_families:
-            raise error(f"models {row['models']!r}: {unknown_families[0]!r} is not a model family. "
-                        f"Valid: {', '.join(FAMILIES)}, or \"*\" (any model)")
+            raise error(f"models {row['models']!r}: {unknown_families[0]!r} is not a model family"
+                        f"{did_you_mean(str(unknown_families[0]), FAMILIES)}. Valid: {', '.join(FAMILIES)}, or \"*\" (any model)")
         if "params" in row and not isinstance(row["params"], dict):
             raise error(f"params must be a table of the probe's keyword arguments, got {row['params']!r}")
         for key, values in (row.get("each") or {}).items() if isinstance(row.get("each"), dict) else ():
@@ -457,6 +461,12 @@ def check(claim: Claim, value: Any, dtype=None, magnitude: float | None = None) 
         return Verdict(passed=value == expect["value"], threshold=f"== {expect['value']!r}", margin=None)
     if op == "snapshot":
         raise ValueError("snapshot claims are checked against syrupy, not here")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        from interp_claims.measurement import ProbeOutputError
+
+        raise ProbeOutputError(f"claim {claim.id} ({claim.file} #{claim.row}) compares numbers ({claim.threshold_text}) but probe "
+                               f"{claim.probe!r} returned {type(value).__name__} {str(value)[:80]}: use op \"==\" or \"snapshot\" "
+                               f"for a value that is not a number")
     value = float(value)
     if not math.isfinite(value):  # NaN and +-inf pass no comparison, one-sided or not
         return Verdict(passed=False, threshold=claim.threshold_text, margin=None)

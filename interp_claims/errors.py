@@ -18,3 +18,11 @@ class ModelUnavailable(ModelError):
 class ModelLoadError(ModelError):
     """The model's files are there but unusable: unparsable config, truncated weights, no tokenizer,
     an architecture the claims cannot use, an unknown repository or revision."""
+
+
+def did_you_mean(name: str, known) -> str:
+    """' (did you mean 'head_score'?)' for a near match among ``known``, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from interp_claims.errors import ModelConfigError, ModelLoadError, ModelUnavailable  # noqa: F401 (re-exported)
+from interp_claims.errors import ModelConfigError, ModelLoadError, ModelUnavailable, did_you_mean  # noqa: F401 (re-exported)
 
 EMBEDDED = "embedded"
 TRAINED = "trained"
@@ -75,7 +75,8 @@ def _looks_like_path(name: str) -> bool:
 def resolve_model(name: str, family: str | None = None, revision: str | None = None) -> ModelSpec:
     """Turn ``--model`` into a spec, without touching the network. Raises ModelConfigError."""
     if family is not None and family not in FAMILIES:
-        raise ModelConfigError(f"--model-family {family!r} is not a model family. Valid: {', '.join(FAMILIES)}.")
+        raise ModelConfigError(f"--model-family {family!r} is not a model family{did_you_mean(family, FAMILIES)}. "
+                               f"Valid: {', '.join(FAMILIES)}.")
     if revision is not None and (name in BUILT or _looks_like_path(name)):
         raise ModelConfigError(
             f"--revision {revision!r} applies to Hugging Face ids only, not to --model {name!r}: "

@@ -522,7 +522,8 @@ def check_rootdir(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"pytest took {config.rootpath} (from {paths[0]}, a --model or --claims value) for its rootdir and skipped the "
             f"configuration in {here}: pytest reads its configuration before this plugin's options exist. "
-            "Write the option with '=' (--model=/abs/folder, --claims=/abs/file.toml), or add --rootdir=."
+            f"Write the option with '=' (--model=/abs/folder, --claims=/abs/file.toml), or name the configuration: "
+            f"-c {(here / 'pytest.ini') if (here / 'pytest.ini').is_file() else pyproject}"
         )
 
 

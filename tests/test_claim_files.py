@@ -64,7 +64,11 @@ def test_each_expands_into_one_claim_per_value(tmp_path):
         (('kind = "behaviour"', 'kind = "behaviour"\ncheckpoints = "all"\nat = "each"\nacross = "dtype"'), "over checkpoints or across combinations, not both"),
         (('value = 0.4', 'value = 0.4, rounding_steps = -1'), "rounding_steps must be a non-negative integer"),
         (('id = "x.one"', 'id = 7'), "id must be a non-empty string, got 7"),  # issue 18's mistakes, one clear line each
-        (('models = ["gpt2"]', 'models = ["gpt-2"]'), "'gpt-2' is not a model family. Valid: embedded, trained, gpt2, other"),
+        (('models = ["gpt2"]', 'models = ["gpt-2"]'),
+         "'gpt-2' is not a model family (did you mean 'gpt2'?). Valid: embedded, trained, gpt2, other"),
+        (('probe = "head_score"', 'probe = "head_scores"'), "unknown probe 'head_scores' (did you mean 'head_score'?)"),
+        (('source = "a paper"', 'source = 3'), "source must be a non-empty string, got 3"),
+        (('justification = "a reason"', 'justification = ["a", "list"]'), "justification must be a non-empty string"),
         (('params = { kind = "induction" }', 'params = "induction"'), "params must be a table"),
         (('["5.1", "5.5"]', '[5.1, 7.10]'), "each.head 5.1 is not a string: TOML reads 7.10 as the number 7.1"),
         (("input = { repeated_random = { seq_len = 5, batch = 2, seed = 0 } }", 'input = { texts = "Hello world" }'),
@@ -226,5 +230,22 @@ def test_an_infinite_tolerance_is_refused(tmp_path):
 def test_an_unknown_model_family_is_one_clear_error():
     from interp_claims.models import ModelConfigError, resolve_model
 
-    with pytest.raises(ModelConfigError, match="--model-family 'gtp2' is not a model family. Valid: embedded, trained, gpt2, other"):
+    with pytest.raises(ModelConfigError, match=r"--model-family 'gtp2' is not a model family \(did you mean 'gpt2'\?\)\. Valid: embedded, trained, gpt2, other"):
         resolve_model("embedded", "gtp2")
+
+
+def test_a_claim_file_given_twice_loads_once(tmp_path):
+    from interp_claims.claims import load_claims
+
+    path = write(tmp_path, GOOD)
+    once = load_claims([path])
+    assert [c.id for c in load_claims([path, tmp_path / ".." / tmp_path.name / path.name])] == [c.id for c in once]
+
+
+def test_a_numeric_bound_on_a_value_that_is_not_a_number_names_the_probe(tmp_path):
+    from interp_claims.claims import check
+    from interp_claims.measurement import ProbeOutputError
+
+    claim = load_claim_file(write(tmp_path, GOOD))[0]
+    with pytest.raises(ProbeOutputError, match="compares numbers \\(> 0.4\\) but probe 'head_score' returned list"):
+        check(claim, [[262, " the"]])

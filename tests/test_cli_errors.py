@@ -123,7 +123,12 @@ def test_a_model_folder_as_a_separate_argument_is_one_error_with_the_remedy(rand
     folder the rootdir and skip the project's configuration, so it stops and says to write `--model=`."""
     result = pytest_from_root("--model", str(random_gpt2_folder))
     assert result.returncode == 4
-    assert_one_error(result, f"ERROR: pytest took * (from {random_gpt2_folder}, a --model or --claims value) for its rootdir*--model=/abs/folder*")
+    assert_one_error(result, f"ERROR: pytest took * (from {random_gpt2_folder}, a --model or --claims value) for its rootdir*--model=/abs/folder*"
+                             f"-c {ROOT / 'pyproject.toml'}")
+    # both remedies the message gives work
+    for remedy in ([f"--model={random_gpt2_folder}"], ["--model", str(random_gpt2_folder), "-c", str(ROOT / "pyproject.toml")]):
+        fixed = pytest_from_root(*remedy, "-k", "normalisation.notebook-prompt", str(ROOT / "interp_claims" / "suite" / "test_claims.py"))
+        assert fixed.returncode == 0 and "1 passed" in fixed.stdout, fixed.stdout[-2000:] + fixed.stderr[-2000:]
 
 
 def test_bad_claim_input_fails_that_claim_with_one_line(pytester, random_gpt2_folder, tmp_path):
