@@ -274,6 +274,11 @@ class ForwardRunner:
             for text in spec.texts:
                 if not isinstance(text, str) or not text:
                     raise ProbeInputError(f"empty prompt {text!r}: a prompt must be a non-empty string")
+                ids = bridge.tokenizer.encode(text, add_special_tokens=False)
+                if all(i == bridge.tokenizer.unk_token_id for i in ids):
+                    raise ProbeInputError(f"prompt {text[:60]!r} encodes to no known tokens with this model's tokenizer "
+                                          f"({type(bridge.tokenizer).__name__}, {cfg.d_vocab} ids): is the claim written "
+                                          f"for a model with another vocabulary?")
             tokens = bridge.to_tokens(list(spec.texts), prepend_bos=spec.prepend_bos, truncate=False,
                                       padding_side=spec.padding)
         if tokens.shape[-1] > cfg.n_ctx:

@@ -577,6 +577,13 @@ def device_marker(device) -> str:
     return f"device_{str(device).replace(':', '_')}"
 
 
+def _conformance_probe(item: pytest.Item) -> str | None:
+    """The probe a conformance test of ``suite/test_probe_conformance.py`` exercises, if it is one."""
+    if not item.nodeid.split("::")[0].endswith("test_probe_conformance.py"):
+        return None
+    return getattr(getattr(item, "callspec", None), "params", {}).get("name")
+
+
 def _case_of(item: pytest.Item) -> ClaimCase | None:
     params = getattr(getattr(item, "callspec", None), "params", {})
     return params.get("case") or params.get("snapshot_case")
@@ -596,10 +603,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for index in sorted(needed):
         claims_session.prepare(claims_session.combos[index])
     keep, deselected = [], []
+    primary_family = claims_session.primary.family
     for item in items:
         case = _case_of(item)
-        if case is None:
-            applies = True
+        if case is None:  # a probe's conformance test runs with the inputs of a claim on this model's family
+            probe_name = _conformance_probe(item)
+            used_by = [c for c in claims_session.claims if c.probe == probe_name]
+            applies = probe_name is None or not used_by or any(c.applies_to(primary_family) for c in used_by)
         else:
             family = claims_session.combos[case.combo].family
             applies = case.claim.applies_to(family) if case.family is None else case.family == family

@@ -46,6 +46,26 @@ def test_trained_model_passes_its_discovery_and_checkpoint_claims(pytester, tmp_
 
 
 @pytest.mark.slow
+def test_the_readme_command_for_the_trained_model_passes_whole(tmp_path):
+    """README: `pytest interp_claims/suite --model trained`: its claims and the conformance tests of
+    every probe a claim on its family uses (probes written for GPT-2's vocabulary are deselected,
+    as their claims are)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, subprocess_env
+
+    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if "interp_claims/suite --model trained" in line)
+    command = line.split("#")[0].split()
+    assert command[:3] == [".venv/bin/python", "-m", "pytest"]
+    result = subprocess.run([sys.executable, *command[1:], "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True,
+                            text=True, env=subprocess_env(), timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "test_probe_is_deterministic_json_ready_and_read_only" not in result.stdout  # no failure lines
+    assert " passed" in result.stdout and "failed" not in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
 @pytest.mark.honesty
 def test_untrained_initialisation_fails_every_discovery_claim(pytester, tmp_path):
     from interp_claims.builtin.trained import trained_model_folder

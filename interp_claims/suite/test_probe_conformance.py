@@ -1,7 +1,8 @@
 """Generic conformance tests that every registered probe gets, with no code of its own.
 
-Each probe is exercised through the first claim that uses it (a probe without a
-claim fails here: add one). A probe must return plain, JSON-ready values; measure the same
+Each probe is exercised through the first claim that uses it on the session's model family (a
+probe without a claim fails here: add one; a probe whose claims are all written for other
+families is deselected, as those claims are). A probe must return plain, JSON-ready values; measure the same
 thing twice, from two independent forward passes; leave the session's model untouched (weights, device, dtype); and refuse bad
 input with ProbeInputError, not a traceback from inside torch.
 """
@@ -89,8 +90,14 @@ def test_empty_and_too_long_prompts_name_the_problem(claims_session, claims_mode
     claim = example_claim(claims_session, "probability_sum_deviation")
     with pytest.raises(ProbeInputError, match="empty prompt ''"):
         claims_session.measure(replace(claim, input=InputSpec(texts=("",))))
-    too_long = " hello" * (claims_model.cfg.n_ctx + 5)
-    with pytest.raises(ProbeInputError, match=r"longer than the model's context of 1024 tokens"):
+    tokenizer, n = claims_model.bridge.tokenizer, claims_model.cfg.n_ctx + 5
+    if set(tokenizer.encode("Hello", add_special_tokens=False)) <= {tokenizer.unk_token_id}:  # no English words
+        with pytest.raises(ProbeInputError, match="encodes to no known tokens with this model's tokenizer"):
+            claims_session.measure(replace(claim, input=InputSpec(texts=("Hello",))))
+    candidates = (" hello" * n, tokenizer.decode([claims_model.cfg.d_vocab // 2] * n))  # English; or the model's own words
+    too_long = next(text for text in candidates
+                    if len([i for i in tokenizer.encode(text, add_special_tokens=False) if i != tokenizer.unk_token_id]) >= n)
+    with pytest.raises(ProbeInputError, match=rf"longer than the model's context of {claims_model.cfg.n_ctx} tokens"):
         claims_session.measure(replace(claim, input=InputSpec(texts=(too_long,))))
 
 
