@@ -69,6 +69,8 @@ def fetch(repo_id: str, revision: str | None = None) -> HubSnapshot:
     revision = revision or "main"
     if offline():
         return from_cache(repo_id, revision, because="HF_HUB_OFFLINE is set")
+    if is_commit(revision) and (cached := complete_in_cache(repo_id, revision)) is not None:
+        return cached  # a commit's files never change: a complete cached snapshot needs no request
     import httpx2
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
@@ -96,6 +98,25 @@ def fetch(repo_id: str, revision: str | None = None) -> HubSnapshot:
     patterns = download_patterns(repo_id, revision, [sibling.rfilename for sibling in info.siblings or []])
     folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     return HubSnapshot(repo_id, revision, commit=info.sha or folder.name, folder=folder, origin="hub")
+
+
+def is_commit(revision: str) -> bool:
+    """A full commit hash (40 hex digits), as opposed to a branch or tag that can move."""
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())
+
+
+def complete_in_cache(repo_id: str, revision: str) -> HubSnapshot | None:
+    """The cached snapshot of a commit when it holds a config, a tokenizer and weights; else None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if not isinstance(config, str):
+        return None
+    folder = Path(config).parent
+    weights = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+    has_weights = any((folder / name).exists() for name in weights)
+    has_tokenizer = (folder / "tokenizer.json").exists() or (folder / "vocab.json").exists()
+    return HubSnapshot(repo_id, revision, commit=folder.name, folder=folder, origin="cache") if has_weights and has_tokenizer else None
 
 
 def from_cache(repo_id: str, revision: str, because: str) -> HubSnapshot:

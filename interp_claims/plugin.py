@@ -745,6 +745,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if claims_session.report_path is None or exitstatus == pytest.ExitCode.USAGE_ERROR:
         return  # a session stopped by a usage error measured nothing: no report that looks like a run
+    if exitstatus == pytest.ExitCode.INTERRUPTED and not claims_session.results:
+        return  # interrupted before any claim ran (during collection, say): nothing to report
     from interp_claims.compare import compare
     from interp_claims.report import write_reports
 

@@ -203,8 +203,11 @@ def test_gpu_workflow_downloads_gpt2_and_checks_the_published_tables_first(pytes
 
     with HubServer({repo.repo_id: repo}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-        download = pytester.run(*command("Download GPT-2 at the pinned revision (the only online step)"), timeout=600)
+        download = pytester.run(*command("Download GPT-2 at the pinned revision (the only step that contacts the Hub)"), timeout=600)
         assert download.ret == 0, download.stdout.str()[-2000:] + download.stderr.str()[-2000:]
+        warm = len(hub.requests)  # the same step on a warm cache: a pinned commit needs no request
+        again = pytester.run(*command("Download GPT-2 at the pinned revision (the only step that contacts the Hub)"), timeout=600)
+        assert again.ret == 0 and hub.requests[warm:] == [] and f"at {commit} (revision {commit}, cache)" in again.stdout.str()
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         before = len(hub.requests)
         first = command("GPT-2's published head tables first (all 432 scores under the demo's own setup)")

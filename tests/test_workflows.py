@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.helpers import ROOT
@@ -52,7 +53,7 @@ def test_gpu_job_pins_gpt2_caches_it_and_runs_offline():
     assert len(revision.split("'")[1]) == 40  # a full commit hash, not a branch
     steps = {step.get("name", step.get("uses")): step for step in job["steps"]}
     assert steps["Hugging Face cache"]["with"]["path"] == "${{ env.HF_HOME }}"
-    assert "interp_claims.hub gpt2 --revision" in steps["Download GPT-2 at the pinned revision (the only online step)"]["run"]
+    assert "interp_claims.hub gpt2 --revision" in steps["Download GPT-2 at the pinned revision (the only step that contacts the Hub)"]["run"]
     claims = steps["Claims on GPT-2 (offline, from the cache)"]
     assert claims["env"]["HF_HUB_OFFLINE"] == "1"
     assert all(flag in claims["run"] for flag in ("--model gpt2", '--revision "$GPT2_REVISION"', "--junitxml", "--claims-report"))
@@ -64,3 +65,32 @@ def test_gpu_job_pins_gpt2_caches_it_and_runs_offline():
     assert "-k published.head-table" in steps[first]["run"] and steps[first]["env"]["HF_HUB_OFFLINE"] == "1"
     assert steps["Benchmarks on GPT-2"]["env"]["HF_HUB_OFFLINE"] == "1"
     assert any(step.get("uses", "").startswith("actions/upload-artifact") for step in job["steps"])
+
+
+def test_gpu_job_runs_no_unreviewed_code():
+    """A pull request runs on the GPU machine only when the label is added (not on later pushes), only
+    from this repository (not forks), and only through the environment that takes required reviewers."""
+    workflow = load("gpu.yml")
+    assert workflow[True]["pull_request"] == {"types": ["labeled"]}
+    job = workflow["jobs"]["gpu"]
+    assert "github.event.label.name == 'gpu-claims'" in job["if"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+    assert job["environment"] == "gpu-claims"
+    assert ".." not in workflow["env"]["HF_HOME"] and workflow["env"]["HF_HOME"].startswith("${{ github.workspace }}/")
+
+
+@pytest.mark.parametrize(("workflow", "report"), [("cpu.yml", "reports/claims.md"), ("gpu.yml", "reports/claims-gpt2.md")])
+def test_the_summary_step_fails_without_a_report_and_copies_it_with_one(tmp_path, workflow, report):
+    """The step as written, in bash, in a folder without and then with the report it copies."""
+    import subprocess
+
+    job = next(iter(load(workflow)["jobs"].values()))
+    step = next(step for step in job["steps"] if step.get("name") == "Claims report in the job summary")
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_STEP_SUMMARY": str(summary), "PATH": "/usr/bin:/bin"}
+    missing = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "::error::no claims report" in missing.stdout
+    (tmp_path / report).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / report).write_text("# Claims report: embedded\n")
+    present = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert present.returncode == 0 and summary.read_text() == "# Claims report: embedded\n"

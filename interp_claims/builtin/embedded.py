@@ -547,10 +547,12 @@ def planted_model_folder(
     """The cached folder of this layout and seed, built on first use (atomic rename).
 
     Its name hashes the layout, the seed and this file's source, so a changed builder never
-    reuses a stale folder."""
+    reuses a stale folder. Any other layout (the zoo's decoys) goes under ``decoys/``, which a CI
+    cache can leave out: the next run needs the embedded model, not six decoys of 624 MB."""
     description = json.dumps(layout_description(layout, seed), sort_keys=True)
     digest = hashlib.sha256(description.encode() + Path(__file__).read_bytes()).hexdigest()[:12]
-    folder = cache_root() / f"planted-gpt2-v{BUILDER_VERSION}-{digest}"
+    root = cache_root() if (layout, seed) == (DEFAULT_LAYOUT, DEFAULT_SEED) else cache_root() / "decoys"
+    folder = root / f"planted-gpt2-v{BUILDER_VERSION}-{digest}"
     if (folder / "planted.json").exists():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
