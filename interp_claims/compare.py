@@ -38,12 +38,24 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _combinations(results: list[dict]) -> list[str]:
+    return list(dict.fromkeys(r.get("combination") or "" for r in results))
+
+
 def compare(previous: list[dict], current: list[dict]) -> list[dict]:
-    """One row per claim id in either list: before and now (verdict, value), delta and flip."""
-    before, now = {r["id"]: r for r in previous}, {r["id"]: r for r in current}
+    """One row per claim and combination in either list: before and now (verdict, value), delta
+    and flip. A matrix run's rows are matched combination by combination (``heads.induction[5.1]``
+    on bfloat16 with bfloat16, never with float32); one run against one run, claim by claim."""
+    single = len(_combinations(previous)) <= 1 and len(_combinations(current)) <= 1
+
+    def key(result: dict) -> tuple[str, str]:
+        return result["id"], "" if single else (result.get("combination") or "")
+
+    before, now = {key(r): r for r in previous}, {key(r): r for r in current}
     rows = []
-    for claim_id in [*now, *(i for i in before if i not in now)]:
-        old, new = before.get(claim_id), now.get(claim_id)
+    for row_key in [*now, *(k for k in before if k not in now)]:
+        old, new = before.get(row_key), now.get(row_key)
+        claim_id = row_key[0] if single else f"{row_key[0]}@{row_key[1]}"
         row = {"id": claim_id, "before": None, "now": None, "delta": None, "change": None}
         if old is not None:
             row["before"] = {"passed": old["passed"], "value": old["value"]}
@@ -64,9 +76,20 @@ def compare(previous: list[dict], current: list[dict]) -> list[dict]:
     return rows
 
 
-def comparison_lines(rows: list[dict], source: str, most: int = 10) -> list[str]:
+def model_warning(previous: list[dict], current: list[dict]) -> str | None:
+    """A warning when the previous report measured other models than this run: its differences
+    are then the models', not a library's or a claim's."""
+    models = [sorted({c.split("/")[0] for c in _combinations(results) if c}) for results in (previous, current)]
+    if all(models) and models[0] != models[1]:
+        return (f"warning: the previous report is of {', '.join(models[0])} and this run of {', '.join(models[1])}: "
+                f"its differences include the change of model")
+    return None
+
+
+def comparison_lines(rows: list[dict], source: str, most: int = 10, warning: str | None = None) -> list[str]:
     flips = [r for r in rows if r["change"] in ("now FAILS", "now passes")]
     lines = [
+        *([warning] if warning else []),
         f"compared with {source}: {len(flips)} verdict flip(s), "
         f"{sum(r['change'] == 'new' for r in rows)} new, {sum(r['change'] == 'gone' for r in rows)} gone"
     ]

@@ -719,9 +719,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             for line in summary_lines(run, results):
                 terminalreporter.write_line(line)
     if session.previous is not None:
-        from interp_claims.compare import compare, comparison_lines
+        from interp_claims.compare import compare, comparison_lines, model_warning
 
-        for line in comparison_lines(compare(session.previous, session.results), config.option.claims_compare):
+        for line in comparison_lines(compare(session.previous, session.results), config.option.claims_compare,
+                                     warning=model_warning(session.previous, session.results)):
             terminalreporter.write_line(line)
     if session.report_path:
         extra = " and one report per combination" if session.matrix else ""

@@ -27,6 +27,25 @@ def test_compare_names_flips_deltas_and_claims_new_or_gone():
     assert rows["ids"]["change"] == "value changed"
 
 
+def test_a_matrix_run_is_compared_combination_by_combination_and_other_models_are_flagged():
+    """Keyed by claim id alone, the bfloat16 row overwrote the float32 one (issue 18)."""
+    from interp_claims.compare import model_warning
+
+    def at(claim_id, passed, value, combo):
+        return {**claim(claim_id, passed, value), "combination": combo}
+
+    before = [at("a", True, 0.9, "embedded/float32/cpu"), at("a", True, 0.8, "embedded/bfloat16/cpu")]
+    now = [at("a", True, 0.9, "embedded/float32/cpu"), at("a", False, 0.1, "embedded/bfloat16/cpu")]
+    rows = {r["id"]: r for r in compare(before, now)}
+    assert rows["a@embedded/float32/cpu"]["change"] is None and rows["a@embedded/float32/cpu"]["delta"] == 0
+    assert rows["a@embedded/bfloat16/cpu"]["change"] == "now FAILS"
+    assert model_warning(before, now) is None
+    other = [at("a", True, 0.9, "gpt2/float32/cpu")]
+    assert model_warning(before[:1], other) == ("warning: the previous report is of embedded and this run of gpt2: "
+                                                 "its differences include the change of model")
+    assert {r["id"] for r in compare(before[:1], other)} == {"a"}  # one run against one run: claim by claim
+
+
 def test_merge_of_different_catalogues_says_what_each_side_lacks(tmp_path):
     cpu = report("gpt2", "float32", [claim("a", True, 0.9), claim("b", True, 0.5)])
     bf16 = report("gpt2", "bfloat16", [claim("a", False, 0.3), claim("c", True, 1.0)])
