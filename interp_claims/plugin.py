@@ -260,6 +260,7 @@ class ClaimSession:
         a checkpoint that cannot be loaded ends the session with one error."""
         import gc
 
+        from interp_claims.builtin.cache import announce
         from interp_claims.checkpoints import checkpoint_model, checkpoint_names
         from interp_claims.context import NonFiniteLogits
         from interp_claims.errors import ModelConfigError, ModelError
@@ -282,8 +283,10 @@ class ClaimSession:
                     done[c.id] = ProbeInputError(str(error))
             self.activate(None)  # nothing else in memory while the checkpoints load
             work = self.checkpoint_work.setdefault(combo.index, {"checkpoints": 0, "load_seconds": 0.0, "claim_seconds": 0.0})
-            for name in dict.fromkeys(n for names in wanted.values() for n in names):
+            names = list(dict.fromkeys(n for names in wanted.values() for n in names))
+            for number, name in enumerate(names, start=1):
                 users = [c for c in pending if name in wanted.get(c.id, ()) and isinstance(done[c.id], list)]
+                announce(f"checkpoint {name} ({number}/{len(names)}) of {combo.label}: {len(users)} claim(s)")
                 try:
                     spec, source = checkpoint_model(combo.spec, combo.source, name)
                     models = ModelSession(spec, combo.run_device, combo.dtype, self.weights, source)
@@ -370,7 +373,7 @@ class ClaimSession:
                                    f"is a number, a string, a boolean, or lists and dicts of them")
         return measurement
 
-    def record(self, claim, measurement, passed: bool, threshold: str, margin, combo=None) -> dict:
+    def record(self, claim, measurement, passed: bool, threshold: str, margin, combo=None, reason: str | None = None) -> dict:
         combo = combo or self.primary
         result = {
             "id": claim.id,
@@ -390,7 +393,7 @@ class ClaimSession:
             "seconds": round(combo.models.last_seconds, 4),
             "pictures": [vars(p) for p in measurement.pictures],
             "outcome": "passed" if passed else "failed",
-            "reason": None,
+            "reason": reason,
         }
         self.results.append(result)
         self.recorded.add((claim.id, combo.label))
@@ -494,6 +497,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return
     check_rootdir(config)
+    from interp_claims.builtin.cache import ANNOUNCE
+
+    ANNOUNCE.append(lambda line: write_past_capture(config, line))
+    config.add_cleanup(ANNOUNCE.pop)
     session = ClaimSession(config)
     config.stash[SESSION_KEY] = session
     if hasattr(config.option, "warn_unused_snapshots"):
@@ -506,6 +513,16 @@ def pytest_configure(config: pytest.Config) -> None:
     for combo in session.combos:
         config.addinivalue_line("markers", f"{dtype_marker(combo.dtype)}: claims measured in {combo.dtype}")
         config.addinivalue_line("markers", f"{device_marker(combo.device)}: claims measured on {combo.device}")
+
+
+def write_past_capture(config: pytest.Config, line: str) -> None:
+    """A progress line on the terminal now, not when pytest releases the captured output."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    with capture.global_and_fixture_disabled():
+        print(line, file=sys.stderr, flush=True)
 
 
 def check_rootdir(config: pytest.Config) -> None:

@@ -239,7 +239,7 @@ def line_chart(title: str, points: list[tuple[str, float]], y_label: str, width:
     x_labels = "".join(f"<text x='{at(i, low)[0]:.1f}' y='{height - 18}' text-anchor='middle'>{esc(str(t))}</text>"
                        for i, t in zip((0, len(numeric) // 2, len(numeric) - 1), ticks, strict=True))
     return (
-        f"<figure><figcaption>{esc(title)}</figcaption><svg width='{width}' height='{height}' font-size='10'>"
+        f"<figure><figcaption>{esc(title)}</figcaption><svg width='{width}' height='{height}' font-size='11'>"
         f"<line x1='{left}' y1='{top}' x2='{left}' y2='{height - bottom}' stroke='#999'/>"
         f"<line x1='{left}' y1='{height - bottom}' x2='{width - right}' y2='{height - bottom}' stroke='#999'/>"
         f"<text x='{left - 4}' y='{top + 8}' text-anchor='end'>{high:.3g}</text>"
@@ -272,10 +272,11 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
         status = {"passed": '<td class="pass">pass</td>', "failed": '<td class="fail">FAIL</td>',
                   "error": '<td class="fail">ERROR</td>', "skipped": '<td class="skip">skipped</td>'}[outcome_of(r)]
         name = f"<a href='#{esc(r['id'])}'>{esc(r['id'])}</a>" if r["pictures"] else esc(r["id"])
+        why = f"<br><small>{esc(r['reason'])}</small>" if outcome_of(r) == "failed" and r.get("reason") else ""
         published = r.get("published") or {}
         published_title = f" title='{esc(published.get('source', ''))}; {esc(published.get('setup', ''))}'" if published else ""
         rows.append(
-            f"<tr><td>{name}</td>{status}<td>{esc(verdict_value(r, 200))}</td>"
+            f"<tr><td>{name}</td>{status}<td>{esc(verdict_value(r, 200))}{why}</td>"
             f"<td{published_title}>{esc(published_text(r, 40))}</td>"
             f"<td>{esc(r['threshold'])}</td><td>{margin}</td><td>{esc(r['source'])}</td></tr>"
         )
@@ -287,7 +288,7 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
             figures.append(
                 f"<figure id='{esc(r['id'])}'><figcaption><b>{esc(r['id'])}</b>: {esc(picture['title'])} "
                 f"(value {esc(_short(r['value']))}; rows = query positions, columns = key positions)"
-                f"</figcaption><img alt='attention pattern' src='data:image/png;base64,{image}'>"
+                f"</figcaption><img class='attention' alt='attention pattern' src='data:image/png;base64,{image}'>"
                 f"<div class='scale'>0 <img alt='colour scale' src='data:image/png;base64,{COLOUR_SCALE}'> 1</div>"
                 f"<details><summary>tokens</summary><code>{labels}</code></details></figure>"
             )
@@ -303,8 +304,10 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}}
 .pass{{color:#060}} .fail{{color:#b00;font-weight:bold}} .skip{{color:#850}} img{{image-rendering:pixelated;border:1px solid #999}}
-figure{{display:inline-block;margin:1em;max-width:420px}} code{{font-size:11px}}
-table.heads td{{font-size:10px;padding:2px 3px;text-align:center}} .scale img{{height:10px;vertical-align:middle}}</style></head>
+figure{{display:inline-block;vertical-align:top;margin:1em;width:440px;max-width:calc(100% - 2em)}} code{{font-size:12px}}
+figure img.attention{{width:100%;height:auto;box-sizing:border-box}} figcaption{{font-size:14px;margin-bottom:4px}}
+table.heads td{{font-size:12px;padding:2px 3px;text-align:center}} .scale img{{width:160px;height:10px;vertical-align:middle}}
+small{{font-size:12px}} details code{{display:block;max-height:12em;overflow:auto;white-space:pre-wrap;word-break:break-all}}</style></head>
 <body><h1>Claims report: {esc(run['model'])}</h1>
 <p>Family <code>{esc(run['family'])}</code>, device <code>{esc(run['device'])}</code> ({esc(run['device_name'])}),
 dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</code>; {versions}.</p>

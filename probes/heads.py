@@ -195,8 +195,21 @@ def pattern_picture(ctx: ProbeContext, layer: int, index: int, max_positions: in
     tokens = ctx.tokens()[0, :max_positions].tolist()
     labels = [ctx.bridge.tokenizer.decode([t]) for t in tokens]
     return AttentionPicture(
-        title=f"head {layer}.{index} on {ctx.input.key[:80]}", labels=labels, pattern=pattern.cpu().tolist()
+        title=f"head {layer}.{index} on {input_in_words(ctx.input, len(tokens))}", labels=labels, pattern=pattern.cpu().tolist()
     )
+
+
+def input_in_words(spec, shown: int) -> str:
+    """What a picture's first row was, for a caption: 'the prompt "This is a story..." (46 tokens)' or
+    'row 1 of 24 of repeated random tokens, BOS then each row's R twice (lengths 16-63)'."""
+    if spec.repeated_random is None:
+        text = spec.texts[0]
+        return f"the prompt \"{text[:60]}{'...' if len(text) > 60 else ''}\" (first {shown} tokens)"
+    seq_len, batch, seed = spec.repeated_random
+    lengths = spec.row_lengths()
+    shape = "BOS, then R twice" if spec.prepend_bos else "R twice, no BOS"
+    return (f"row 1 of {batch} of repeated random tokens (seed {seed}): {shape}, R of {lengths[0]} tokens"
+            f"{f' (each row its own length, {spec.label})' if spec.length_range else ''}; first {shown} positions")
 
 
 @probe("head_score", hooks=PATTERN_HOOK)

@@ -66,6 +66,7 @@ import json
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -75,7 +76,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from interp_claims.builtin.cache import cache_root
+from interp_claims.builtin.cache import announce, cache_root
 from interp_claims.builtin.tokenizer_files import ENDOFTEXT_ID, GPT2_VOCAB_SIZE, write_gpt2_tokenizer
 from interp_claims.published import DEMO_SETUP, demo_table
 
@@ -558,8 +559,12 @@ def planted_model_folder(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     try:
+        what = "the embedded model" if root == cache_root() else "a decoy model"
+        announce(f"building {what} once (calibrating 144 heads; cached in {folder})")
+        started = time.perf_counter()
         write_planted_model(staging, layout, seed)
         staging.rename(folder)
+        announce(f"built {what} in {time.perf_counter() - started:.0f} s")
     except OSError:
         if not (folder / "planted.json").exists():  # not a lost race with another process
             raise

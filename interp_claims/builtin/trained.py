@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Int
 from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
+
+from interp_claims.builtin.cache import announce
 
 # Bump when the recipe changes: it names the cached folder (with a hash of this file).
 TRAINER_VERSION = 1
@@ -141,16 +144,21 @@ def learning_rate(recipe: Recipe, step: int) -> float:
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(recipe: Recipe = RECIPE, on_checkpoint=None, steps: int | None = None) -> tuple[GPT2LMHeadModel, list[dict]]:
-    """Train from the recipe's seed; ``on_checkpoint(step, model)`` at each checkpoint step.
-    Returns the model and the loss curve (mean loss of every ``loss_every`` steps)."""
+PROGRESS_EVERY = 100  # steps between progress lines (about 30 s on 2 cores)
+
+
+def train(recipe: Recipe = RECIPE, on_checkpoint=None, steps: int | None = None,
+          progress: Callable[[str], None] | None = None) -> tuple[GPT2LMHeadModel, list[dict]]:
+    """Train from the recipe's seed; ``on_checkpoint(step, model)`` at each checkpoint step;
+    ``progress(line)`` every ``PROGRESS_EVERY`` steps. Returns the model and the loss curve (mean
+    loss of every ``loss_every`` steps)."""
     steps = recipe.steps if steps is None else steps
     torch.use_deterministic_algorithms(True)
     model = untrained_model(recipe).train()
     generator = torch.Generator().manual_seed(recipe.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.98))
-    curve, window = [], []
+    curve, window, started = [], [], time.perf_counter()
     for step in range(steps + 1):
         if on_checkpoint is not None and step in recipe.checkpoint_steps:
             on_checkpoint(step, model)
@@ -173,6 +181,9 @@ def train(recipe: Recipe = RECIPE, on_checkpoint=None, steps: int | None = None)
         if len(window) == recipe.loss_every:
             curve.append({"step": step + 1, "loss": round(sum(window) / len(window), 4)})
             window = []
+        if progress is not None and (step + 1) % PROGRESS_EVERY == 0:
+            progress(f"training step {step + 1}/{steps}, loss {curve[-1]['loss'] if curve else float('nan'):.3f}, "
+                     f"{time.perf_counter() - started:.0f} s")
     return model.eval(), curve
 
 
@@ -226,7 +237,7 @@ def write_trained_model(folder: Path, recipe: Recipe = RECIPE) -> Path:
     start = time.perf_counter()
     threads = torch.get_num_threads()
     try:
-        model, curve = train(recipe, on_checkpoint)
+        model, curve = train(recipe, on_checkpoint, progress=announce)
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(threads)
@@ -247,8 +258,7 @@ def trained_model_folder(recipe: Recipe = RECIPE) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     try:
-        print(f"interp-claims: training the 'trained' model once ({recipe.steps} steps; cached in {folder})",
-              file=sys.stderr, flush=True)
+        announce(f"training the 'trained' model once ({recipe.steps} steps, a line every {PROGRESS_EVERY}; cached in {folder})")
         write_trained_model(staging, recipe)
         staging.rename(folder)
     except OSError:

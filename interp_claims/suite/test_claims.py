@@ -54,12 +54,13 @@ def _explain(claim, measurement, verdict_text: str) -> str:
     )
 
 
-def record(claims_session, node, case, measurement, passed: bool, threshold: str, margin) -> None:
+def record(claims_session, node, case, measurement, passed: bool, threshold: str, margin, reason: str | None = None) -> None:
     """The claim's result, kept by the session and written as JUnit properties of the test (through
     ``user_properties``, as ``record_property`` does, without its warning under junit_family=xunit2:
     CI readers such as GitHub's and GitLab's show properties in either family)."""
-    result = claims_session.record(case.claim, measurement, passed, threshold, margin, claims_session.combos[case.combo])
+    result = claims_session.record(case.claim, measurement, passed, threshold, margin, claims_session.combos[case.combo], reason)
     properties = [(key, result[key]) for key in ("value", "threshold", "margin", "source", "behaviour", "kind", "combination", "outcome")]
+    properties += [("reason", reason)] if reason else []
     if result["published"] is not None:
         properties += [("published", result["published"]["value"]), ("published_source", result["published"]["source"])]
     node.user_properties.extend(properties)
@@ -131,7 +132,9 @@ def test_snapshot_claim(snapshot_case, claims_session, snapshot, request):
     measurement, _, _ = measure_case(claims_session, snapshot_case)
     try:
         assert measurement.value == snapshot.use_extension(PerFamilySnapshot)
-    except AssertionError:
-        record(claims_session, request.node, snapshot_case, measurement, False, "matches snapshot", None)
+    except AssertionError as error:
+        reason = ("no snapshot stored for this model family: write it with --snapshot-update" if "does not exist" in str(error)
+                  else "differs from the stored snapshot (pytest's output shows the difference)")
+        record(claims_session, request.node, snapshot_case, measurement, False, "matches snapshot", None, reason)
         raise
     record(claims_session, request.node, snapshot_case, measurement, True, "matches snapshot", None)
