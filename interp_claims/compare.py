@@ -39,7 +39,8 @@ def _number(value: Any) -> float | None:
 
 
 def _combinations(results: list[dict]) -> list[str]:
-    return list(dict.fromkeys(r.get("combination") or "" for r in results))
+    """The combinations the results name (results from before combinations were recorded name none)."""
+    return list(dict.fromkeys(r["combination"] for r in results if r.get("combination")))
 
 
 def compare(previous: list[dict], current: list[dict]) -> list[dict]:
