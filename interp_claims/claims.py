@@ -99,6 +99,11 @@ BUILTIN_CLAIMS_DIR = FIXTURES_DIR / "claims"
 PROMPTS_FILE = FIXTURES_DIR / "prompts.toml"
 
 
+def is_builtin(claim) -> bool:
+    """Whether ``claim`` comes from a built-in claim file (not one of the user's)."""
+    return Path(claim.file).resolve().is_relative_to(BUILTIN_CLAIMS_DIR.resolve())
+
+
 class ClaimFileError(ValueError):
     """A claim file is malformed; the message names the file and the row."""
 

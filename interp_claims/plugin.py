@@ -102,9 +102,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def snapshot_folder(config: pytest.Config, claim) -> Path | None:
     """Where a user's snapshot claim keeps its snapshot: the ``claims_snapshots`` folder, else
     ``__snapshots__`` beside its claim file; None for a built-in claim (the package's own)."""
-    from interp_claims.claims import BUILTIN_CLAIMS_DIR
+    from interp_claims.claims import is_builtin
 
-    if Path(claim.file).resolve().is_relative_to(BUILTIN_CLAIMS_DIR.resolve()):
+    if is_builtin(claim):
         return None
     configured = config.getini("claims_snapshots")
     return Path(configured[0]) if configured else Path(claim.file).resolve().parent / "__snapshots__"
@@ -375,39 +375,24 @@ class ClaimSession:
 
     def record(self, claim, measurement, passed: bool, threshold: str, margin, combo=None, reason: str | None = None) -> dict:
         combo = combo or self.primary
-        result = {
-            "id": claim.id,
-            "combination": combo.label,
-            "behaviour": claim.behaviour,
-            "kind": claim.kind,
-            "probe": claim.probe,
-            "passed": passed,
-            "value": measurement.value,
-            "threshold": threshold,
-            "margin": margin,
-            "source": claim.source,
-            "published": claim.published,
-            "justification": claim.justification,
-            "file": claim.file,
-            "details": measurement.details,
-            "seconds": round(combo.models.last_seconds, 4),
-            "pictures": [vars(p) for p in measurement.pictures],
-            "outcome": "passed" if passed else "failed",
-            "reason": reason,
-        }
-        self.results.append(result)
-        self.recorded.add((claim.id, combo.label))
-        return result
+        return self._keep(claim, combo, "passed" if passed else "failed", reason, passed=passed, value=measurement.value,
+                          threshold=threshold, margin=margin, details=measurement.details,
+                          seconds=round(combo.models.last_seconds, 4), pictures=[vars(p) for p in measurement.pictures])
 
     def record_unmeasured(self, claim, combo, outcome: str, reason: str) -> dict:
         """A claim that was collected but gave no verdict: it raised (``error``), failed before
         its check (``failed``: a bad input, say) or was skipped; it stays in every report."""
+        return self._keep(claim, combo, outcome, reason, passed=False, value=None, threshold=claim.threshold_text,
+                          margin=None, details={}, seconds=0.0, pictures=[])
+
+    def _keep(self, claim, combo, outcome: str, reason: str | None, **measured) -> dict:
         result = {
             "id": claim.id, "combination": combo.label, "behaviour": claim.behaviour, "kind": claim.kind,
-            "probe": claim.probe, "passed": False, "value": None, "threshold": claim.threshold_text,
-            "margin": None, "source": claim.source, "published": claim.published,
-            "justification": claim.justification, "file": claim.file, "details": {}, "seconds": 0.0,
-            "pictures": [], "outcome": outcome, "reason": reason,
+            "probe": claim.probe, "passed": measured["passed"], "value": measured["value"],
+            "threshold": measured["threshold"], "margin": measured["margin"], "source": claim.source,
+            "published": claim.published, "justification": claim.justification, "file": claim.file,
+            "details": measured["details"], "seconds": measured["seconds"], "pictures": measured["pictures"],
+            "outcome": outcome, "reason": reason,
         }
         self.results.append(result)
         self.recorded.add((claim.id, combo.label))
@@ -710,9 +695,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         where = f" at revision {combo.spec.revision}" if combo.spec.revision else ""
         lines.append(f"interp-claims: model {combo.spec.name}{where}, {combo.device}, "
                      f"{str(combo.dtype).removeprefix('torch.')}, {session.weights} weights")
-    from interp_claims.claims import BUILTIN_CLAIMS_DIR
+    from interp_claims.claims import BUILTIN_CLAIMS_DIR, is_builtin
 
-    builtin = sum(Path(claim.file).resolve().is_relative_to(BUILTIN_CLAIMS_DIR.resolve()) for claim in session.claims)
+    builtin = sum(map(is_builtin, session.claims))
     lines.append(f"interp-claims: {builtin} built-in claims ({BUILTIN_CLAIMS_DIR}), {len(session.claims) - builtin} of yours")
     for axis, example in (("dtype", "--dtype float32,bfloat16"), ("device", "--device cpu,cuda")):
         idle = [claim.id for claim in session.claims if claim.across == axis]
