@@ -69,13 +69,13 @@ import itertools
 import math
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from interp_claims.context import InputSpec
+from interp_claims.inputs import InputSpec
 from interp_claims.errors import did_you_mean
-from interp_claims.registry import PROBES, load_builtin_probes
+from interp_claims.resources import BUILTIN_CLAIMS_DIR, PROMPTS_FILE
+from interp_claims.registry import PROBES, load_probes
 from interp_claims.tolerances import KINDS as TOLERANCE_KINDS
 from interp_claims.tolerances import rounding_step
 from interp_claims.tolerances import tolerance as dtype_tolerance
@@ -87,16 +87,7 @@ KINDS = ("sanity", "behaviour", "prediction")
 OPTIONAL = ("justification", "input", "params", "each", "description", "across", "checkpoints", "at", "published")
 PUBLISHED_FIELDS = ("value", "table", "source", "setup", "spread")
 AXES = ("dtype", "device")
-def fixtures_dir() -> Path:
-    """The built-in claims, prompts and data: package data of an installed wheel
-    (``interp_claims/fixtures``), or the repository's top-level ``fixtures/`` in a source checkout."""
-    packaged = Path(str(resources.files("interp_claims") / "fixtures"))
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "fixtures"
 
-
-FIXTURES_DIR = fixtures_dir()
-BUILTIN_CLAIMS_DIR = FIXTURES_DIR / "claims"
-PROMPTS_FILE = FIXTURES_DIR / "prompts.toml"
 
 
 def is_builtin(claim) -> bool:
@@ -341,7 +332,7 @@ def load_claim_file(path: Path) -> list[Claim]:
     rows = data.get("claim")
     if not isinstance(rows, list) or not rows:
         raise ClaimFileError(f"{path}: no [[claim]] tables found")
-    probes = load_builtin_probes()
+    probes = load_probes()
     claims = []
     for number, row in enumerate(rows, start=1):
 

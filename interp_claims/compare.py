@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from interp_claims.report import dumps
+from interp_claims.report import TABLE_STYLE, comparison_lines, dumps, short  # noqa: F401 (comparison_lines re-exported)
 
 
 class ReportFileError(ValueError):
@@ -87,24 +87,6 @@ def model_warning(previous: list[dict], current: list[dict]) -> str | None:
     return None
 
 
-def comparison_lines(rows: list[dict], source: str, most: int = 10, warning: str | None = None) -> list[str]:
-    flips = [r for r in rows if r["change"] in ("now FAILS", "now passes")]
-    lines = [
-        *([warning] if warning else []),
-        f"compared with {source}: {len(flips)} verdict flip(s), "
-        f"{sum(r['change'] == 'new' for r in rows)} new, {sum(r['change'] == 'gone' for r in rows)} gone"
-    ]
-    for r in flips:
-        lines.append(f"  {r['id']}: {r['change']} ({r['before']['value']!r} -> {r['now']['value']!r})")
-    moved = sorted((r for r in rows if r["delta"]), key=lambda r: -abs(r["delta"]))[:most]
-    for r in moved:
-        lines.append(f"  {r['id']}: {r['before']['value']:.6g} -> {r['now']['value']:.6g} (delta {r['delta']:+.3g})")
-    for r in rows:
-        if r["change"] in ("new", "gone", "value changed"):
-            lines.append(f"  {r['id']}: {r['change']}")
-    return lines
-
-
 def combination(run: dict) -> str:
     """How a report's run is labelled in a merge: its combination (model/dtype/device), with the
     commit of a hub model, so that two CI runs of different revisions stay apart."""
@@ -134,9 +116,7 @@ def merge(reports: list[dict]) -> dict:
 def _cell(entry: dict | None) -> str:
     if entry is None:
         return "missing"
-    value = entry["value"]
-    shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, ensure_ascii=False)[:40]
-    return f"{'pass' if entry['passed'] else 'FAIL'} {shown}"
+    return f"{'pass' if entry['passed'] else 'FAIL'} {short(entry['value'])}"
 
 
 def merged_markdown(merged: dict) -> str:
@@ -167,8 +147,7 @@ def merged_html(merged: dict) -> str:
     missing = "".join(f"<li><b>{esc(k)}</b> lacks {len(v)}: {esc(', '.join(v))}</li>" for k, v in merged["missing"].items())
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Claims across combinations</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}} .pass{{color:#060}} .fail{{color:#b00;font-weight:bold}}
+<style>{TABLE_STYLE}
 .missing{{color:#888}} tr.differs td:first-child{{background:#fee;font-weight:bold}}</style></head>
 <body><h1>Claims across combinations</h1>
 <p>{len(merged['claims'])} claims x {len(labels)} combinations; {len(merged['differs'])} differ (highlighted).</p>

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from interp_claims.errors import ModelLoadError, ModelUnavailable
 
+GPT2_ID = "openai-community/gpt2"
+ALIASES = {"gpt2": GPT2_ID, "gpt2-small": GPT2_ID}  # --model names of hub ids
 HUB_TIMEOUT_SECONDS = float(os.environ.get("INTERP_CLAIMS_HUB_TIMEOUT", "10"))
 # Top-level files a GPT-2-architecture model needs, besides its weights.
 MODEL_FILES = (
@@ -141,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from interp_claims.errors import ModelError
-    from interp_claims.models import ALIASES
 
     parser = argparse.ArgumentParser(
         prog="python -m interp_claims.hub",

@@ -7,7 +7,6 @@ test runs, loaded when its first test runs, and freed when the next combination'
 so one model is in memory at a time. No pytest here.
 """
 
-import gc
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,30 +19,33 @@ from interp_claims.models import (
     ModelSource,
     ModelSpec,
     _looks_like_path,
+    dtype_name,
     infer_family,
     locate,
     resolve_device,
     resolve_dtype,
     resolve_model,
 )
-from interp_claims.session import ModelSession
+from interp_claims.measurer import Measurer
 
 
 @dataclass
 class Combination:
-    """One model on one device in one dtype."""
+    """One model on one device in one dtype, and the ``Measurer`` that loads and measures it."""
 
     spec: ModelSpec
     device: torch.device
     dtype: torch.dtype
-    weights: str
+    convention: str  # weight convention: "raw" or "processed" (--weights)
     index: int
     source: ModelSource | None = None
-    models: ModelSession | None = None
     unavailable: str | None = None  # why its weights cannot be had (with --skip-missing-model)
     locate_seconds: float = 0.0
-    planned: list = field(default_factory=list)
     placed_on: torch.device | None = None  # where it actually runs, when not `device` (an xdist worker's own GPU)
+    measurer: Measurer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.measurer = Measurer(self.spec, self.run_device, self.dtype, self.convention)
 
     @property
     def run_device(self) -> torch.device:
@@ -53,11 +55,15 @@ class Combination:
     def label(self) -> str:
         """``model/dtype/device``, as test ids and reports name the combination."""
         name = Path(self.spec.name).name if self.spec.kind == "folder" else self.spec.name
-        return f"{name}/{str(self.dtype).removeprefix('torch.')}/{self.device}"
+        return f"{name}/{dtype_name(self.dtype)}/{self.device}"
 
     @property
     def family(self) -> str | None:
         return self.spec.family
+
+    @property
+    def located(self) -> bool:
+        return self.source is not None
 
     def locate(self) -> None:
         """Find and check the model's files; settle its family. Raises ModelError."""
@@ -70,26 +76,34 @@ class Combination:
             self.locate_seconds += time.perf_counter() - start
         if self.spec.family is None:
             self.spec = replace(self.spec, family=infer_family(self.source.folder))
-        self.models = ModelSession(self.spec, self.run_device, self.dtype, self.weights, self.source)
-        self.models.plan(self.planned)
+        self.measurer.spec, self.measurer.source = self.spec, self.source
 
     def plan(self, claims: list) -> None:
-        self.planned = list(claims)
-        if self.models is not None:
-            self.models.plan(self.planned)
+        """The claims this combination will measure (they decide which forward passes are kept)."""
+        self.measurer.plan(claims)
 
     @property
     def loaded(self) -> bool:
-        return self.models is not None and bool(self.models.models)
+        return self.measurer.is_loaded
 
     def free(self) -> None:
         """Drop the loaded models and their cached passes; they load again if needed."""
-        if self.models is None or not self.models.models:
-            return
-        self.models.close()
-        gc.collect()
-        if self.run_device.type == "cuda":
-            torch.cuda.empty_cache()
+        self.measurer.close()
+
+
+def reference_index(claim, combo: Combination, combos: list[Combination]) -> int | None:
+    """The combination ``combo`` is compared with on a cross-combination claim's axis: the same
+    model and other axis, the matrix's first value on this one; None for the reference itself or
+    when the matrix has one value on the axis."""
+    values = list(dict.fromkeys(getattr(c, claim.across) for c in combos))
+    if len(values) < 2 or getattr(combo, claim.across) == values[0]:
+        return None
+    other = "device" if claim.across == "dtype" else "dtype"
+    for candidate in combos:
+        if (candidate.spec == combo.spec and getattr(candidate, other) == getattr(combo, other)
+                and getattr(candidate, claim.across) == values[0]):
+            return candidate.index
+    return None
 
 
 def place_on_worker_gpu(combos: list[Combination], worker_id: str) -> None:
@@ -102,6 +116,7 @@ def place_on_worker_gpu(combos: list[Combination], worker_id: str) -> None:
     for combo in combos:
         if combo.device.type == "cuda" and combo.device.index is None:
             combo.placed_on = torch.device("cuda", int(worker_id[2:]) % count)
+            combo.measurer.device = combo.placed_on
 
 
 def hub_like(name: str) -> bool:
@@ -119,7 +134,7 @@ def split_list(value: str | None) -> list[str | None]:
 
 
 def build_matrix(
-    models: list[str], family: str | None, revision: str | None, dtypes: str, devices: str | None, weights: str
+    models: list[str], family: str | None, revision: str | None, dtypes: str, devices: str | None, convention: str
 ) -> list["Combination"]:
     """Every combination asked for, in model-major order. Raises ModelConfigError naming the bad entry."""
     if revision is not None and not any(hub_like(name) for name in models):
@@ -131,7 +146,7 @@ def build_matrix(
     for spec in specs:
         for dtype in dtype_list:
             for device in device_list:
-                combos.append(Combination(spec, device, dtype, weights, index=len(combos)))
+                combos.append(Combination(spec, device, dtype, convention, index=len(combos)))
     labels = [c.label for c in combos]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:

@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 
 from interp_claims.errors import ModelConfigError, ModelLoadError, ModelUnavailable, did_you_mean  # noqa: F401 (re-exported)
+from interp_claims.hub import ALIASES, GPT2_ID, fetch
 
 EMBEDDED = "embedded"
 TRAINED = "trained"
 BUILT = {EMBEDDED: "embedded", TRAINED: "trained"}  # --model names of the models this project makes
-GPT2_ID = "openai-community/gpt2"
-ALIASES = {"gpt2": GPT2_ID, "gpt2-small": GPT2_ID}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 WEIGHT_CONVENTIONS = ("raw", "processed")
 SUPPORTED_MODEL_TYPES = ("gpt2",)  # the probes read GPT-2's hook names and MLP/LayerNorm layout
@@ -35,8 +34,6 @@ SUPPORTED_MODEL_TYPES = ("gpt2",)  # the probes read GPT-2's hook names and MLP/
 # Families name which claims apply: a claim lists the families it was written for.
 FAMILY_EMBEDDED = "embedded"
 FAMILY_TRAINED = "trained"
-TRAINED = "trained"
-BUILT = {EMBEDDED: "embedded", TRAINED: "trained"}  # --model names of the models this project makes
 FAMILY_GPT2 = "gpt2"
 FAMILY_OTHER = "other"
 FAMILIES = (FAMILY_EMBEDDED, FAMILY_TRAINED, FAMILY_GPT2, FAMILY_OTHER)
@@ -120,8 +117,6 @@ def locate(spec: ModelSpec) -> ModelSource:
 
         source = ModelSource(trained_model_folder(), origin="built")
     elif spec.kind == "hub":
-        from interp_claims.hub import fetch
-
         snapshot = fetch(spec.hub_id, spec.revision)
         source = ModelSource(snapshot.folder, commit=snapshot.commit, origin=snapshot.origin)
     else:
@@ -292,6 +287,11 @@ def store_matmul_friendly(bridge) -> int:
     return changed
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``: how test ids, markers and reports name a dtype."""
+    return str(dtype).removeprefix("torch.")
+
+
 def resolve_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ModelConfigError(f"--dtype {name!r} is not supported. Valid: {', '.join(DTYPES)}.")
@@ -306,7 +306,7 @@ class LoadedModel:
     bridge: object  # transformer_lens.model_bridge.TransformerBridge
     device: torch.device
     dtype: torch.dtype
-    weights: str  # "raw" (Hugging Face weights) or "processed" (compatibility mode)
+    convention: str  # weight convention: "raw" (Hugging Face weights) or "processed" (compatibility mode)
     folder: Path
     info: dict = field(default_factory=dict)
 
@@ -318,32 +318,28 @@ class LoadedModel:
     def family(self) -> str:
         return self.spec.family
 
-    @property
-    def dtype_name(self) -> str:
-        return next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
-
 
 def load_model(
-    spec: ModelSpec, device: torch.device, dtype: torch.dtype, weights: str = "raw", source: ModelSource | None = None
+    spec: ModelSpec, device: torch.device, dtype: torch.dtype, convention: str = "raw", source: ModelSource | None = None
 ) -> LoadedModel:
     """Boot the model through ``TransformerBridge.boot_transformers``; eval mode. Raises ModelError."""
-    if weights not in WEIGHT_CONVENTIONS:
-        raise ModelConfigError(f"weights {weights!r} is not a convention. Valid: {', '.join(WEIGHT_CONVENTIONS)}.")
+    if convention not in WEIGHT_CONVENTIONS:
+        raise ModelConfigError(f"weights {convention!r} is not a convention. Valid: {', '.join(WEIGHT_CONVENTIONS)}.")
     source = source or locate(spec)
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
         bridge = TransformerBridge.boot_transformers(str(source.folder), device=device, dtype=dtype)
-        if weights == "processed":
+        if convention == "processed":
             bridge.enable_compatibility_mode()
     except Exception as error:  # a library's failure deep inside, reported as one line
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
         raise ModelLoadError(
-            f"model {spec.name!r}: TransformerLens could not load {source.folder} ({weights} weights): "
+            f"model {spec.name!r}: TransformerLens could not load {source.folder} ({convention} weights): "
             f"{type(error).__name__}: {first_line}"
         ) from error
     bridge.eval()
     if uses_matmul_friendly_weights(device, dtype):
         store_matmul_friendly(bridge)
     info = built_model_info(source.folder)
-    return LoadedModel(spec=spec, bridge=bridge, device=device, dtype=dtype, weights=weights, folder=source.folder, info=info)
+    return LoadedModel(spec=spec, bridge=bridge, device=device, dtype=dtype, convention=convention, folder=source.folder, info=info)

@@ -15,9 +15,9 @@ run-to-run spread a claim's ``published.spread`` is measured against.
 
 import json
 from functools import cache
-from pathlib import Path
 
-PUBLISHED_FILE = Path(__file__).resolve().parent / "builtin" / "gpt2-published-heads.json"
+from interp_claims.resources import PUBLISHED_FILE
+
 
 # score kind (probes/heads.py) -> the demo's table name, per run
 DEMO_TABLES = {

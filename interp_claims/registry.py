@@ -10,17 +10,19 @@ forward pass (tokenizer facts) or builds its own inputs (generated prompts).
 
 Where probes come from (all found before any claim file is read):
 
-* every module of the built-in ``interp_claims.probes`` package (the repository's ``probes/``);
 * modules named by installed packages under the entry-point group ``interp_claims.probes``
-  (``[project.entry-points."interp_claims.probes"] mine = "my_package.my_probes"``);
+  (``[project.entry-points."interp_claims.probes"] mine = "my_package.my_probes"``); the built-in
+  probes come this way too (``builtin = "interp_claims.probes"``, whose ``__init__`` imports every
+  module of the package, so a new ``probes/<name>.py`` needs no listing);
 * modules named in the ``claims_probes`` setting of the pytest configuration
   (``[tool.pytest.ini_options] claims_probes = ["my_probes"]``), imported with the
   project's root directory on ``sys.path``.
+
+A leaf: this module imports nothing of the package (the probes import it, not the reverse).
 """
 
 import importlib
 import inspect
-import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -42,6 +44,7 @@ class ProbeSpec:
 
 
 PROBES: dict[str, ProbeSpec] = {}
+_ENTRY_POINTS_LOADED = False
 
 
 class ProbeModuleError(ImportError):
@@ -71,13 +74,10 @@ def probe(name: str, hooks: tuple[str, ...] | None = ()) -> Callable[[Callable],
     return register
 
 
-def load_builtin_probes() -> dict[str, ProbeSpec]:
-    """Import every module of the ``probes`` package: a new ``probes/<name>.py`` needs no listing."""
-    from interp_claims import probes
-
-    for module in pkgutil.iter_modules(probes.__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"interp_claims.probes.{module.name}")
+def load_probes() -> dict[str, ProbeSpec]:
+    """The probes of every installed package's entry point (the built-in ones among them), imported once."""
+    if not _ENTRY_POINTS_LOADED:
+        load_entry_point_probes()
     return PROBES
 
 
@@ -95,12 +95,14 @@ def load_probe_modules(names: Iterable[str], where: str) -> None:
 
 def load_entry_point_probes() -> None:
     """Import the probe modules that installed packages declare under ``interp_claims.probes``."""
+    global _ENTRY_POINTS_LOADED
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         load_probe_modules([entry.value], f"the {ENTRY_POINT_GROUP!r} entry point {entry.name!r}")
+    _ENTRY_POINTS_LOADED = True
 
 
 def get_probe(name: str) -> ProbeSpec:
-    load_builtin_probes()
+    load_probes()
     if name not in PROBES:
         raise KeyError(f"unknown probe {name!r}. Registered: {', '.join(sorted(PROBES))}.")
     return PROBES[name]

@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import Any
 
 
-def _short(value: Any, width: int = 40) -> str:
+def short(value: Any, width: int = 40) -> str:
     if isinstance(value, float):
         text = f"{value:.4g}"
     else:
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# The look every page of this package shares (the report, the view across combinations).
+TABLE_STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
+               "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top} "
+               ".pass{color:#060} .fail{color:#b00;font-weight:bold}")
 
 
 def outcome_of(result: dict) -> str:
@@ -42,8 +48,8 @@ def totals_text(results: list[dict]) -> str:
 def verdict_value(result: dict, width: int) -> str:
     """The value, or for a claim without one the reason it has none."""
     if outcome_of(result) in ("error", "skipped") or (result["value"] is None and result.get("reason")):
-        return _short(f"{outcome_of(result)}: {result.get('reason') or ''}", width)
-    return _short(result["value"], width)
+        return short(f"{outcome_of(result)}: {result.get('reason') or ''}", width)
+    return short(result["value"], width)
 
 
 def summary_lines(run: dict, results: list[dict]) -> list[str]:
@@ -64,7 +70,7 @@ def summary_lines(run: dict, results: list[dict]) -> list[str]:
         count = f"{len(rows) - len(failing)}/{len(rows)}"
         flag = FLAGS[outcome_of(worst)] if failing else ""
         lines.append(f"{claim_id[:48]:<48} {count:>7} {verdict_value(worst, 24):<24} {published_text(worst, 12):<12} "
-                     f"{_short(worst['threshold'], 36)}{flag}")
+                     f"{short(worst['threshold'], 36)}{flag}")
     for r in results:  # why a claim has no verdict, in full
         if outcome_of(r) in ("error", "skipped") or (not r["passed"] and r.get("reason")):
             lines.append(f"  {outcome_of(r)}: {r['id']} ({r.get('file', '')}): {r.get('reason')}")
@@ -81,7 +87,7 @@ def published_text(result: dict, width: int = 24) -> str:
     """The published value a claim rests on, '(prediction)' where none is, '' for sanity claims without one."""
     published = result.get("published")
     if published:
-        return _short(published["value"], width)
+        return short(published["value"], width)
     return "(prediction)" if result.get("kind") == "prediction" else ""
 
 
@@ -287,7 +293,7 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
             labels = " ".join(f"{i}:{esc(repr(t))}" for i, t in enumerate(picture["labels"][:64]))
             figures.append(
                 f"<figure id='{esc(r['id'])}'><figcaption><b>{esc(r['id'])}</b>: {esc(picture['title'])} "
-                f"(value {esc(_short(r['value']))}; rows = query positions, columns = key positions)"
+                f"(value {esc(short(r['value']))}; rows = query positions, columns = key positions)"
                 f"</figcaption><img class='attention' alt='attention pattern' src='data:image/png;base64,{image}'>"
                 f"<div class='scale'>0 <img alt='colour scale' src='data:image/png;base64,{COLOUR_SCALE}'> 1</div>"
                 f"<details><summary>tokens</summary><code>{labels}</code></details></figure>"
@@ -301,9 +307,8 @@ def write_html(path: Path, run: dict, results: list[dict]) -> None:
     training = training_charts(run, results)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Claims report: {esc(run['model'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}}
-.pass{{color:#060}} .fail{{color:#b00;font-weight:bold}} .skip{{color:#850}} img{{image-rendering:pixelated;border:1px solid #999}}
+<style>{TABLE_STYLE}
+.skip{{color:#850}} img{{image-rendering:pixelated;border:1px solid #999}}
 figure{{display:inline-block;vertical-align:top;margin:1em;width:440px;max-width:calc(100% - 2em)}} code{{font-size:12px}}
 figure img.attention{{width:100%;height:auto;box-sizing:border-box}} figcaption{{font-size:14px;margin-bottom:4px}}
 table.heads td{{font-size:12px;padding:2px 3px;text-align:center}} .scale img{{width:160px;height:10px;vertical-align:middle}}
@@ -327,6 +332,24 @@ dtype <code>{esc(run['dtype'])}</code>, weights <code>{esc(run['weights'])}</cod
     path.write_text(page)
 
 
+def comparison_lines(rows: list[dict], source: str, most: int = 10, warning: str | None = None) -> list[str]:
+    flips = [r for r in rows if r["change"] in ("now FAILS", "now passes")]
+    lines = [
+        *([warning] if warning else []),
+        f"compared with {source}: {len(flips)} verdict flip(s), "
+        f"{sum(r['change'] == 'new' for r in rows)} new, {sum(r['change'] == 'gone' for r in rows)} gone"
+    ]
+    for r in flips:
+        lines.append(f"  {r['id']}: {r['change']} ({r['before']['value']!r} -> {r['now']['value']!r})")
+    moved = sorted((r for r in rows if r["delta"]), key=lambda r: -abs(r["delta"]))[:most]
+    for r in moved:
+        lines.append(f"  {r['id']}: {r['before']['value']:.6g} -> {r['now']['value']:.6g} (delta {r['delta']:+.3g})")
+    for r in rows:
+        if r["change"] in ("new", "gone", "value changed"):
+            lines.append(f"  {r['id']}: {r['change']}")
+    return lines
+
+
 def write_reports(path: Path, run: dict, results: list[dict], comparison: dict | None = None) -> list[Path]:
     """Write PATH (JSON) and, beside it, PATH.md and PATH.html; returns the three paths.
 
@@ -339,8 +362,6 @@ def write_reports(path: Path, run: dict, results: list[dict], comparison: dict |
     write_markdown(markdown, run, results)
     write_html(page, run, results)
     if comparison is not None:
-        from interp_claims.compare import comparison_lines
-
         data = json.loads(path.read_text())
         data["compare"] = comparison
         path.write_text(dumps(data))

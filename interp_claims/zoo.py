@@ -17,7 +17,6 @@ as regression guards.
 """
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,11 @@ from typing import Any
 import torch
 
 from interp_claims.builtin.embedded import DEFAULT_LAYOUT, PlantedLayout, planted_model_folder
+from interp_claims.claims import check, load_claim_file, load_claims
+from interp_claims.measurer import Measurer
+from interp_claims.models import ModelSource, ModelSpec
+from interp_claims.registry import load_probes
+from interp_claims.report import dumps, short
 
 INDUCTION = ("5.1", "5.5", "6.9", "7.2", "7.10")
 BEFORE = "28be5f9"  # the commit whose claim files `passed_before` refers to (seq_len = [50, 37])
@@ -180,22 +184,18 @@ class DecoyResult:
 
 
 def measure_claims(layout: PlantedLayout, name: str, selected: list, device: torch.device, dtype: torch.dtype) -> dict:
-    from interp_claims.claims import check
-    from interp_claims.models import ModelSource, ModelSpec
-    from interp_claims.session import ModelSession
-
     folder = planted_model_folder(layout)
     spec = ModelSpec(name=f"decoy:{name}", kind="folder", folder=folder, family="embedded")
-    session = ModelSession(spec, device, dtype, "raw", ModelSource(folder, origin="built"))
-    session.plan(selected)
+    measurer = Measurer(spec, device, dtype, "raw", ModelSource(folder, origin="built"))
+    measurer.plan(selected)
     outcomes = {}
     try:
         for claim in selected:
-            measurement = session.measure(claim)
+            measurement = measurer.measure(claim)
             verdict = check(claim, measurement.value, dtype, measurement.details.get("magnitude"))
             outcomes[claim.id] = (verdict.passed, measurement.value)
     finally:
-        session.close()
+        measurer.close()
     return outcomes
 
 
@@ -210,8 +210,6 @@ def run_decoy(decoy: Decoy, claims: dict, device: torch.device, dtype: torch.dty
 
 def load_before(folder: Path) -> dict:
     """The claims of the earlier claim files in ``folder``, by id (probes of today measure them)."""
-    from interp_claims.claims import load_claim_file
-
     files = sorted(Path(folder).glob("*.toml"))
     if not files:
         raise FileNotFoundError(f"no claim files (*.toml) in {folder}")
@@ -220,10 +218,7 @@ def load_before(folder: Path) -> dict:
 
 def run_zoo(decoys=DECOYS, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
             before_dir: Path | None = None) -> list[DecoyResult]:
-    from interp_claims.claims import load_claims
-    from interp_claims.registry import load_builtin_probes
-
-    load_builtin_probes()
+    load_probes()
     claims = {claim.id: claim for claim in load_claims()}
     unknown = sorted({c for d in decoys for c in (*d.must_fail, *d.must_pass)} - set(claims))
     if unknown:
@@ -243,21 +238,17 @@ def mutation_score(results: list[DecoyResult]) -> str:
             f"at {BEFORE}; {sum(r.killed for r in guards)}/{len(guards)} regression guards killed")
 
 
-def shown(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)[:30]
-
-
 def table(results: list[DecoyResult]) -> list[str]:
     lines = []
     for r in results:
         lines.append(f"{r.decoy.name}: {'killed' if r.killed else 'SURVIVED'}{'' if not r.wrong else '  <- not as listed: ' + ', '.join(r.wrong)}")
         lines.append(f"  imitates: {r.decoy.imitates}")
         for claim_id, (passed, value) in (r.before or {}).items():
-            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} at {BEFORE} value {shown(value)}")
+            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} at {BEFORE} value {short(value, 30)}")
         for claim_id in (*r.decoy.must_fail, *r.decoy.must_pass):
             passed, value = r.outcomes[claim_id]
             expected = "fail" if claim_id in r.decoy.must_fail else "pass"
-            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} (must {expected}) value {shown(value)}")
+            lines.append(f"    {claim_id:<48} {'pass' if passed else 'fail':<5} (must {expected}) value {short(value, 30)}")
     lines.append(mutation_score(results))
     return lines
 
@@ -266,8 +257,8 @@ def markdown_table(results: list[DecoyResult]) -> list[str]:
     """The closing note's table: decoy, what it imitates, claims passed before, claims failed now."""
     lines = [f"| decoy | imitates | passed at {BEFORE} | fails now |", "|---|---|---|---|"]
     for r in results:
-        before = ", ".join(f"{c} ({shown(v)})" for c, (p, v) in (r.before or {}).items() if p) or "-"
-        now = ", ".join(f"{c} ({shown(r.outcomes[c][1])})" for c in r.decoy.must_fail if not r.outcomes[c][0])
+        before = ", ".join(f"{c} ({short(v, 30)})" for c, (p, v) in (r.before or {}).items() if p) or "-"
+        now = ", ".join(f"{c} ({short(r.outcomes[c][1], 30)})" for c in r.decoy.must_fail if not r.outcomes[c][0])
         lines.append(f"| {r.decoy.name} | {r.decoy.imitates} | {before} | {now} |")
     return lines
 
@@ -302,8 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(markdown_table(results)))
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        from interp_claims.report import dumps
-
         args.report.write_text(dumps(report(results)))
     return 0 if all(not r.wrong for r in results) else 1
 

@@ -39,7 +39,7 @@ from interp_claims.measurement import Measurement, ProbeInputError, require_in_r
 from interp_claims.registry import probe
 from interp_claims.probes.ablation import ablation_hooks
 from interp_claims.probes.circuits import copy_positions, mean_loss_at
-from interp_claims.probes.heads import PATTERN_HOOK, head_name, head_scores, head_scores_on, pattern_picture, scores_per_input, target_mask
+from interp_claims.probes.heads import PATTERN_HOOK, head_name, head_scores, head_scores_on, pattern_picture, target_mask
 
 RANDOM_BASELINE_SAMPLES = 200
 MAX_CONTROL_SETS = 20

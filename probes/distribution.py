@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp_claims.context import InputSpec, ProbeContext, all_finite
+from interp_claims.context import ProbeContext, all_finite
+from interp_claims.inputs import InputSpec
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
 

@@ -15,8 +15,9 @@ import tomllib
 
 import torch
 
-from interp_claims.claims import FIXTURES_DIR
-from interp_claims.context import InputSpec, ProbeContext
+from interp_claims.resources import FIXTURES_DIR
+from interp_claims.context import ProbeContext
+from interp_claims.inputs import InputSpec
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
 from interp_claims.probes.heads import parse_head

@@ -104,10 +104,10 @@ def mlp_recompute_error(ctx: ProbeContext, *, layer: int, part: str = "out", wei
     return Measurement(
         value=relative_error(manual, cached),
         details={
-            "weights": ctx.model.weights,
+            "weights": ctx.model.convention,
             "reference": "float64, LayerNorm gain and bias folded into W_in/b_in by hand",
             "convention": "LayerNorm folded into W_in (compatibility mode)"
-            if ctx.model.weights == "processed"
+            if ctx.model.convention == "processed"
             else "raw Hugging Face weights (LayerNorm affine applied by hand)",
             "corner": [[round(v, 4) for v in row] for row in cached[0, :3, :3].float().tolist()],
             "max_abs_error": float((manual.double() - cached.double()).abs().max()),

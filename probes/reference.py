@@ -38,7 +38,7 @@ def activation_corner_error(
     corner = cache[hook][0, :rows, :cols]
     return Measurement(
         value=max_difference(corner, expected, hook),
-        details={"weights": ctx.model.weights, "measured": [[round(v, 4) for v in r] for r in corner.float().tolist()],
+        details={"weights": ctx.model.convention, "measured": [[round(v, 4) for v in r] for r in corner.float().tolist()],
                  "magnitude": max(abs(v) for row in expected for v in row)},
     )
 

@@ -6,7 +6,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp_claims.context import InputSpec, ProbeContext
+from interp_claims.context import ProbeContext
+from interp_claims.inputs import InputSpec
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.registry import probe
 

@@ -7,7 +7,8 @@ compare runs with --benchmark-autosave and --benchmark-compare-fail=mean:10%.
 import pytest
 import torch
 
-from interp_claims.context import InputSpec, ProbeContext, synchronize
+from interp_claims.context import ProbeContext, synchronize
+from interp_claims.inputs import InputSpec
 from interp_claims.probes.heads import PATTERN_HOOK, head_scores
 
 NOTEBOOK_TEXT = (
@@ -61,32 +62,28 @@ def test_induction_sweep(benchmark, claims_model):
 
 
 @pytest.mark.slow
-def test_claims_phase(benchmark, claims_session, claims_model):
-    """Every claim that applies to the session's model, measured from a fresh session (every
+def test_claims_phase(benchmark, claims_run, claims_model):
+    """Every claim that applies to the session's model, measured by a fresh measurer (every
     pass run again, the loaded models reused): the whole claims phase, with its forward-pass
     share in extra_info (the suite's own overhead is the rest)."""
-    from interp_claims.context import ForwardRunner
     from interp_claims.measurement import ResourceUnavailable
-    from interp_claims.session import ModelSession
 
-    primary = claims_session.primary
-    claims = [c for c in claims_session.claims if c.applies_to(primary.family) and c.expect["op"] != "snapshot"]
+    primary = claims_run.primary
+    claims = [c for c in claims_run.claims if c.applies_to(primary.family) and c.expect["op"] != "snapshot"]
 
     def phase():
-        session = ModelSession(primary.spec, primary.run_device, primary.dtype, claims_session.weights, primary.source)
-        session.models = dict(primary.models.models)  # reuse the booted models, not their passes
-        session.runners = {weights: ForwardRunner(model) for weights, model in session.models.items()}
-        session.plan(claims)
+        measurer = primary.measurer.sharing_models()  # the booted models, not their passes
+        measurer.plan(claims)
         for claim in claims:
             try:
-                session.measure(claim)
+                measurer.measure(claim)
             except ResourceUnavailable:
                 pass
         synchronize(primary.run_device)
-        return session
+        return measurer
 
-    session = benchmark.pedantic(phase, rounds=1, warmup_rounds=0)
-    passes, seconds = session.forward_stats
+    measurer = benchmark.pedantic(phase, rounds=1, warmup_rounds=0)
+    passes, seconds = measurer.forward_stats
     benchmark.extra_info.update(claims=len(claims), forward_passes=passes, forward_seconds=round(seconds, 3),
-                                overhead_ratio=round(session.claim_seconds / seconds, 3))
+                                overhead_ratio=round(measurer.claim_seconds / seconds, 3))
     assert passes > 0

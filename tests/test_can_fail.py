@@ -17,7 +17,8 @@ import shutil
 import pytest
 import torch
 
-from interp_claims.context import ForwardRunner, InputSpec, ProbeContext
+from interp_claims.context import ForwardRunner, ProbeContext
+from interp_claims.inputs import InputSpec
 from interp_claims.models import load_model, resolve_model
 from interp_claims.tolerances import tolerance
 from interp_claims.probes.distribution import (

@@ -57,16 +57,16 @@ def test_heads_planted_elsewhere_fail_the_catalogue(pytester, tmp_path):
     assert outcomes["ablation.unclaimed-heads-do-not"] is True
 
 
-def test_gpt2_only_behaviour_claims_fail_on_a_model_without_them(claims_session, claims_model):
+def test_gpt2_only_behaviour_claims_fail_on_a_model_without_them(claims_run, claims_model):
     """IOI and factual recall, as restated in issue 7, fail on the embedded model: it copies
     repeated tokens but has no name movers and no facts (measured in-process, the claims as written)."""
     from interp_claims.claims import check
 
-    if claims_session.family != "embedded":  # pragma: no cover - the project's default session
+    if claims_run.family != "embedded":  # pragma: no cover - the project's default session
         pytest.fail("run the project's tests on the embedded model (the default)")
-    claims = {c.id: c for c in claims_session.claims}
+    claims = {c.id: c for c in claims_run.claims}
     for claim_id in ("gpt2.factual-recall", "gpt2.ioi-logit-difference", "gpt2.ioi-accuracy"):
         claim = claims[claim_id]
-        measurement = claims_session.measure(claim)
-        verdict = check(claim, measurement.value, claims_session.dtype, measurement.details.get("magnitude"))
+        measurement = claims_run.measure(claim)
+        verdict = check(claim, measurement.value, claims_run.dtype, measurement.details.get("magnitude"))
         assert not verdict.passed, (claim_id, measurement.value)

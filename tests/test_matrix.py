@@ -2,12 +2,11 @@
 its families allow, one model in memory at a time, a report per combination and one across."""
 
 import json
-import resource
 import sys
 
 import pytest
 
-from tests.helpers import CLAIM_TESTS, ROOT, combination, run, run_claim_tests
+from tests.helpers import CLAIM_TESTS, combination, run, run_claim_tests
 
 pytestmark = pytest.mark.slow
 SUBSET = "normalisation or vocabulary or snapshot"

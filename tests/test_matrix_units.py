@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from interp_claims.errors import ModelConfigError
-from interp_claims.matrix import Combination, build_matrix, place_on_worker_gpu
+from interp_claims.matrix import Combination, build_matrix, place_on_worker_gpu, reference_index
 from interp_claims.models import resolve_model
 
 
@@ -45,7 +45,6 @@ def test_each_xdist_worker_takes_its_own_gpu(monkeypatch):
 
 def test_cross_claims_compare_with_the_same_model_on_the_first_value_of_their_axis(random_gpt2_folder):
     from interp_claims.claims import load_claims
-    from interp_claims.plugin import ClaimSession
 
     combos = [  # built by hand: build_matrix refuses cuda on a machine without it
         Combination(resolve_model(name, None, None), torch.device(device), dtype, "raw", index=0)
@@ -59,11 +58,11 @@ def test_cross_claims_compare_with_the_same_model_on_the_first_value_of_their_ax
     dtype_claim, device_claim = claims["invariance.dtype"], claims["invariance.device"]
 
     def reference(claim, label):
-        index = ClaimSession.reference_index(claim, by_label[label], combos)
+        index = reference_index(claim, by_label[label], combos)
         return None if index is None else combos[index].label
 
     assert reference(dtype_claim, "random-gpt2/bfloat16/cuda") == "random-gpt2/float32/cuda"
     assert reference(dtype_claim, "random-gpt2/float32/cuda") is None  # the reference itself
     assert reference(device_claim, "embedded/bfloat16/cuda") == "embedded/bfloat16/cpu"
     single = build_matrix(["embedded"], None, None, "float32", "cpu", "raw")
-    assert ClaimSession.reference_index(dtype_claim, single[0], single) is None  # nothing to compare with
+    assert reference_index(dtype_claim, single[0], single) is None  # nothing to compare with

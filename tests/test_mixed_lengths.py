@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from interp_claims.context import InputSpec, mixed_lengths, mixed_repeat_tokens
+from interp_claims.inputs import InputSpec, mixed_lengths, mixed_repeat_tokens
 from interp_claims.report import write_json
 from interp_claims.probes.heads import ceiling_of, target_mask
 

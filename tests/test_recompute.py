@@ -24,16 +24,16 @@ MUTATIONS = {
 
 
 @pytest.fixture(scope="module")
-def cached(claims_session):
+def cached(claims_run):
     """(model, cache) of the embedded model (raw weights, float32: the precision in which the
     check must tell a wrong GELU from the right one) on a prompt: the session's model when it is
     that, else the embedded model loaded here."""
     from interp_claims.models import load_model, resolve_model
 
-    if (claims_session.family, claims_session.weights, claims_session.dtype) == ("embedded", "raw", torch.float32):
-        model = claims_session.model()
+    if (claims_run.family, claims_run.convention, claims_run.dtype) == ("embedded", "raw", torch.float32):
+        model = claims_run.model()
     else:
-        model = load_model(resolve_model("embedded"), claims_session.device, torch.float32)
+        model = load_model(resolve_model("embedded"), claims_run.device, torch.float32)
     with torch.no_grad():
         _, cache = model.bridge.run_with_cache(model.bridge.to_tokens(NOTEBOOK))
     return model, cache

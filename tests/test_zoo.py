@@ -13,8 +13,8 @@ BEFORE_CLAIMS = Path(__file__).parent / "data" / f"claims-{BEFORE}"
 pytestmark = [pytest.mark.honesty, pytest.mark.slow]
 
 
-def test_every_decoy_is_killed_by_exactly_the_claims_it_fakes(claims_session, zoo_results):
-    results = run_zoo(DECOYS, claims_session.device, claims_session.dtype, before_dir=BEFORE_CLAIMS)
+def test_every_decoy_is_killed_by_exactly_the_claims_it_fakes(claims_run, zoo_results):
+    results = run_zoo(DECOYS, claims_run.device, claims_run.dtype, before_dir=BEFORE_CLAIMS)
     zoo_results.extend(results)  # printed in the terminal summary, with the mutation score
     assert [r.wrong for r in results] == [[] for _ in results], "\n".join(table(results))
     counted = sum(d.attacks_definition for d in DECOYS)

@@ -1,9 +1,9 @@
 """Generic conformance tests that every registered probe gets, with no code of its own.
 
-Each probe is exercised through the first claim that uses it on the session's model family (a
+Each probe is exercised through the first claim that uses it on the model family (a
 probe without a claim fails here: add one; a probe whose claims are all written for other
 families is deselected, as those claims are). A probe must return plain, JSON-ready values; measure the same
-thing twice, from two independent forward passes; leave the session's model untouched (weights, device, dtype); and refuse bad
+thing twice, from two independent forward passes; leave the model untouched (weights, device, dtype); and refuse bad
 input with ProbeInputError, not a traceback from inside torch.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from interp_claims.context import InputSpec
+from interp_claims.inputs import InputSpec
 from interp_claims.measurement import ProbeInputError
 from interp_claims.registry import PROBES  # built-in, entry-point and `claims_probes` probes: the plugin loaded them
 
@@ -32,10 +32,10 @@ def small_input(spec: InputSpec | None) -> InputSpec | None:
     return replace(shrink(spec), alternatives=tuple(shrink(a) for a in spec.alternatives))
 
 
-def example_claim(claims_session, name: str):
-    claims = [c for c in claims_session.claims if c.probe == name]
+def example_claim(claims_run, name: str):
+    claims = [c for c in claims_run.claims if c.probe == name]
     assert claims, f"probe {name!r} is registered but no claim uses it: add one to a claim file"
-    applicable = [c for c in claims if c.applies_to(claims_session.spec.family)]
+    applicable = [c for c in claims if c.applies_to(claims_run.spec.family)]
     claim = (applicable or claims)[0]
     if isinstance(claim.params.get("count"), int) and claim.params["count"] > SMALL_COUNT:
         claim = replace(claim, params={**claim.params, "count": SMALL_COUNT})
@@ -49,13 +49,13 @@ def fingerprint(bridge) -> tuple:
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
-def test_probe_is_deterministic_json_ready_and_read_only(name, claims_session, claims_model):
-    claim = example_claim(claims_session, name)
+def test_probe_is_deterministic_json_ready_and_read_only(name, claims_run, claims_model):
+    claim = example_claim(claims_run, name)
     before = fingerprint(claims_model.bridge)
-    first = claims_session.measure(claim)
-    with claims_session.models.fresh_passes():  # the second measurement runs its own forward passes
-        second = claims_session.measure(claim)
-    assert fingerprint(claims_model.bridge) == before, f"probe {name!r} changed the session's model"
+    first = claims_run.measure(claim)
+    with claims_run.primary.measurer.fresh_passes():  # the second measurement runs its own forward passes
+        second = claims_run.measure(claim)
+    assert fingerprint(claims_model.bridge) == before, f"probe {name!r} changed the model"
     encoded = json.dumps(first.value)
     json.dumps(first.details)
     assert encoded == json.dumps(second.value), f"probe {name!r} is not deterministic"
@@ -77,28 +77,28 @@ def bad_variants(claim):
 
 
 @pytest.mark.parametrize("name", sorted(name for name, spec in PROBES.items() if spec.params or spec.needs_forward))
-def test_probe_refuses_bad_input_clearly(name, claims_session, claims_model):
-    claim = example_claim(claims_session, name)
+def test_probe_refuses_bad_input_clearly(name, claims_run, claims_model):
+    claim = example_claim(claims_run, name)
     variants = list(bad_variants(claim))
     assert variants
     for bad in variants:
         with pytest.raises(ProbeInputError):
-            claims_session.measure(bad)
+            claims_run.measure(bad)
 
 
-def test_empty_and_too_long_prompts_name_the_problem(claims_session, claims_model):
-    claim = example_claim(claims_session, "probability_sum_deviation")
+def test_empty_and_too_long_prompts_name_the_problem(claims_run, claims_model):
+    claim = example_claim(claims_run, "probability_sum_deviation")
     with pytest.raises(ProbeInputError, match="empty prompt ''"):
-        claims_session.measure(replace(claim, input=InputSpec(texts=("",))))
+        claims_run.measure(replace(claim, input=InputSpec(texts=("",))))
     tokenizer, n = claims_model.bridge.tokenizer, claims_model.cfg.n_ctx + 5
     if set(tokenizer.encode("Hello", add_special_tokens=False)) <= {tokenizer.unk_token_id}:  # no English words
         with pytest.raises(ProbeInputError, match="encodes to no known tokens with this model's tokenizer"):
-            claims_session.measure(replace(claim, input=InputSpec(texts=("Hello",))))
+            claims_run.measure(replace(claim, input=InputSpec(texts=("Hello",))))
     candidates = (" hello" * n, tokenizer.decode([claims_model.cfg.d_vocab // 2] * n))  # English; or the model's own words
     too_long = next(text for text in candidates
                     if len([i for i in tokenizer.encode(text, add_special_tokens=False) if i != tokenizer.unk_token_id]) >= n)
     with pytest.raises(ProbeInputError, match=rf"longer than the model's context of {claims_model.cfg.n_ctx} tokens"):
-        claims_session.measure(replace(claim, input=InputSpec(texts=(too_long,))))
+        claims_run.measure(replace(claim, input=InputSpec(texts=(too_long,))))
 
 
 def test_non_finite_logits_are_a_clear_error():
