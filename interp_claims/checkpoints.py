@@ -18,10 +18,10 @@ Where the checkpoints of a model are:
 from dataclasses import replace
 from pathlib import Path
 
+from interp_claims.builtin.cache import CHECKPOINTS_DIR
 from interp_claims.errors import ModelConfigError, ModelLoadError
 from interp_claims.models import ModelSource, ModelSpec, check_folder
 
-CHECKPOINTS_DIR = "checkpoints"
 AT = ("first", "last", "change", "each")
 
 

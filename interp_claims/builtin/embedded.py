@@ -61,11 +61,8 @@ The unembedding adds a fixed unigram prior (logits 3.0 down to 0.3) on ten frequ
 English tokens, read from ANCHOR, so the model's top-k without a repeat is defined.
 """
 
-import hashlib
 import json
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -76,7 +73,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from interp_claims.builtin.cache import announce, cache_root
+from interp_claims.builtin.cache import announce, build_once, cache_root, source_digest
 from interp_claims.builtin.tokenizer_files import ENDOFTEXT_ID, GPT2_VOCAB_SIZE, write_gpt2_tokenizer
 from interp_claims.published import DEMO_SETUP, demo_table
 
@@ -551,23 +548,14 @@ def planted_model_folder(
     reuses a stale folder. Any other layout (the zoo's decoys) goes under ``decoys/``, which a CI
     cache can leave out: the next run needs the embedded model, not six decoys of 624 MB."""
     description = json.dumps(layout_description(layout, seed), sort_keys=True)
-    digest = hashlib.sha256(description.encode() + Path(__file__).read_bytes()).hexdigest()[:12]
     root = cache_root() if (layout, seed) == (DEFAULT_LAYOUT, DEFAULT_SEED) else cache_root() / "decoys"
-    folder = root / f"planted-gpt2-v{BUILDER_VERSION}-{digest}"
-    if (folder / "planted.json").exists():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
-        what = "the embedded model" if root == cache_root() else "a decoy model"
+    folder = root / f"planted-gpt2-v{BUILDER_VERSION}-{source_digest(description, __file__)}"
+    what = "the embedded model" if root == cache_root() else "a decoy model"
+
+    def build(staging: Path) -> None:
         announce(f"building {what} once (calibrating 144 heads; cached in {folder})")
         started = time.perf_counter()
         write_planted_model(staging, layout, seed)
-        staging.rename(folder)
         announce(f"built {what} in {time.perf_counter() - started:.0f} s")
-    except OSError:
-        if not (folder / "planted.json").exists():  # not a lost race with another process
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    return build_once(folder, "planted.json", build)

@@ -27,12 +27,9 @@ so claims can range over training.
     python -m interp_claims.builtin.trained OUT   # train and write the folder (or use --model trained)
 """
 
-import hashlib
 import json
 import math
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -45,12 +42,11 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from interp_claims.builtin.cache import announce
+from interp_claims.builtin.cache import CHECKPOINTS_DIR, announce, build_once, cache_root, source_digest
 
 # Bump when the recipe changes: it names the cached folder (with a hash of this file).
 TRAINER_VERSION = 1
 BOS_ID = 0
-CHECKPOINTS_DIR = "checkpoints"
 DESCRIPTION_FILE = "trained.json"
 
 
@@ -249,25 +245,14 @@ def write_trained_model(folder: Path, recipe: Recipe = RECIPE) -> Path:
 def trained_model_folder(recipe: Recipe = RECIPE) -> Path:
     """The cached folder of this recipe, trained on first use (atomic rename). Its name hashes
     the recipe and this file's source, so a changed trainer never reuses a stale folder."""
-    from interp_claims.builtin.cache import cache_root
-
-    digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode() + Path(__file__).read_bytes()).hexdigest()[:12]
+    digest = source_digest(json.dumps(asdict(recipe), sort_keys=True), __file__)
     folder = cache_root() / f"trained-gpt2-v{TRAINER_VERSION}-{digest}"
-    if (folder / DESCRIPTION_FILE).exists():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
+
+    def build(staging: Path) -> None:
         announce(f"training the 'trained' model once ({recipe.steps} steps, a line every {PROGRESS_EVERY}; cached in {folder})")
         write_trained_model(staging, recipe)
-        staging.rename(folder)
-    except OSError:
-        if not (folder / DESCRIPTION_FILE).exists():  # not a lost race with another process
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
+    return build_once(folder, DESCRIPTION_FILE, build)
 
 if __name__ == "__main__":
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else trained_model_folder()
