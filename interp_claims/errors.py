@@ -1,5 +1,6 @@
-"""Why a model cannot be used. Each ends the session with one line naming the model, the
-cause and the remedy (``pytest`` exit code 4), never a traceback per claim."""
+"""Why a model cannot be used, and how a run ends a case without a verdict. A model error ends
+the session with one line naming the model, the cause and the remedy (``pytest`` exit code 4),
+never a traceback per claim. A leaf: the engine raises these, the pytest adapter maps them."""
 
 
 class ModelError(Exception):
@@ -18,6 +19,19 @@ class ModelUnavailable(ModelError):
 class ModelLoadError(ModelError):
     """The model's files are there but unusable: unparsable config, truncated weights, no tokenizer,
     an architecture the claims cannot use, an unknown repository or revision."""
+
+
+class RunStopped(Exception):
+    """A model the user asked for cannot be had or loaded: the run cannot go on (a usage error
+    before any test runs, the end of the session during one; never a run of skips)."""
+
+
+class CombinationSkipped(Exception):
+    """A combination's weights cannot be had and the user chose to skip (``--skip-missing-model``)."""
+
+
+class ClaimUnmeasured(Exception):
+    """The claim fails before its check: a bad input, non-finite logits, values that cannot be compared."""
 
 
 def did_you_mean(name: str, known) -> str:

@@ -26,11 +26,11 @@ import pytest
 from interp_claims.builtin.cache import ANNOUNCE
 from interp_claims.claims import ClaimFileError, is_builtin
 from interp_claims.compare import ReportFileError
-from interp_claims.errors import ModelConfigError
+from interp_claims.errors import ClaimUnmeasured, CombinationSkipped, ModelConfigError, RunStopped
 from interp_claims.measurement import ResourceUnavailable
 from interp_claims.models import dtype_name
 from interp_claims.registry import ProbeModuleError
-from interp_claims.run import ClaimCase, ClaimRun, ClaimUnmeasured, CombinationSkipped, RunOptions, RunStopped
+from interp_claims.run import ClaimCase, ClaimRun, RunOptions
 
 GROUP = "interp-claims"
 CLAIM_TESTS = {"test_claim": "case", "test_snapshot_claim": "snapshot_case"}

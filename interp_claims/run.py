@@ -4,7 +4,7 @@ is in memory at a time, measured, and kept for the reports. No pytest here.
 The pytest plugin (``interp_claims.plugin``) is a thin adapter over a ``ClaimRun``: it turns the
 run's cases into parametrized tests and the engine's exceptions into pytest's outcomes:
 
-* ``RunStopped``: a model the user asked for cannot be had or loaded: a usage error before any
+* ``RunStopped`` (these three are in ``interp_claims.errors``): a model the user asked for cannot be had or loaded: a usage error before any
   test runs, the end of the session during one (never a run of skips);
 * ``CombinationSkipped`` and ``ResourceUnavailable`` (``interp_claims.measurement``): an optional
   resource is missing (weights with ``--skip-missing-model``, CUDA): the test skips with the reason;
@@ -17,36 +17,23 @@ are usage errors.
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from interp_claims.builtin.cache import announce
-from interp_claims.checkpoints import at_checkpoints, checkpoint_model, checkpoint_names
+from interp_claims.checkpoints import at_checkpoints
 from interp_claims.claims import BUILTIN_CLAIMS_DIR, Claim, is_builtin, load_claims
 from interp_claims.compare import compare, comparison_lines, model_warning, read_report, write_merged
 from interp_claims.context import NonFiniteLogits
-from interp_claims.errors import ModelConfigError, ModelError, ModelUnavailable
+from interp_claims.errors import ClaimUnmeasured, CombinationSkipped, ModelConfigError, ModelError, ModelUnavailable, RunStopped
 from interp_claims.matrix import Combination, build_matrix, place_on_worker_gpu, reference_index
 from interp_claims.measurement import Measurement, ProbeInputError, ProbeOutputError, ResourceUnavailable, json_ready_problem
-from interp_claims.measurer import Measurer
 from interp_claims.models import WEIGHT_CONVENTIONS, dtype_name
+from interp_claims.sweep import CheckpointSweep
 from interp_claims.records import group_by_combination, merge_worker_runs, result_record, run_info, unmeasured_record
 from interp_claims.registry import load_probe_modules, load_probes
 from interp_claims.report import summary_lines, write_reports
-
-
-class RunStopped(Exception):
-    """A model the user asked for cannot be had or loaded: the run cannot go on."""
-
-
-class CombinationSkipped(Exception):
-    """The combination's weights cannot be had and the user chose to skip (``--skip-missing-model``)."""
-
-
-class ClaimUnmeasured(Exception):
-    """The claim fails before its check: a bad input, non-finite logits, values that cannot be compared."""
 
 
 @dataclass(frozen=True)
@@ -76,15 +63,6 @@ class ClaimCase:
     combo: int  # index into ClaimRun.combos
     family: str | None = None
     reference: int | None = None  # a cross-combination claim: the combination it is compared with
-
-
-@dataclass
-class CheckpointSweep:
-    """A combination's claims over training checkpoints, measured together: each checkpoint loads once."""
-
-    claims: list[Claim] = field(default_factory=list)
-    results: dict[str, list | Exception] = field(default_factory=dict)  # claim id -> [(name, Measurement)] or its error
-    work: dict[str, float] | None = None  # checkpoints loaded, load and claim seconds
 
 
 class ClaimRun:
@@ -327,56 +305,16 @@ class ClaimRun:
         return Measurement(value=at_checkpoints(values, claim.at, claim.expect["op"]), details=details, pictures=last.pictures)
 
     def over_checkpoints(self, claim: Claim, combo: Combination) -> list[tuple[str, Measurement]]:
-        """(checkpoint name, Measurement) of a claim on each of its checkpoints, in order.
-
-        The first such claim of a combination measures all of them: each checkpoint is loaded
-        once, alone in memory (every combination's model is freed first; these claims run last
-        in its group). A bad checkpoint name or a bad input raises ProbeInputError for its claim;
-        a checkpoint that cannot be loaded stops the run."""
+        """(checkpoint name, Measurement) of a claim on each of its checkpoints (``CheckpointSweep``):
+        the combination's files are located, every model in memory is freed first."""
         self.prepare(combo)  # its files, not its model: the checkpoints are other models
         if combo.unavailable is not None:
             raise CombinationSkipped(combo.unavailable)
         sweep = self.sweeps.setdefault(combo.index, CheckpointSweep())
-        done = sweep.results
-        if claim.id not in done:
-            pending = [c for c in sweep.claims if c.id not in done]
-            pending += [claim] if claim not in pending else []
-            wanted: dict[str, list[str]] = {}
-            for c in pending:
-                try:
-                    wanted[c.id] = checkpoint_names(combo.spec, combo.source, c.checkpoints)
-                    done[c.id] = []
-                except ModelConfigError as error:
-                    done[c.id] = ProbeInputError(str(error))
-            self.free_all()  # nothing else in memory while the checkpoints load
-            sweep.work = sweep.work or {"checkpoints": 0, "load_seconds": 0.0, "claim_seconds": 0.0}
-            names = list(dict.fromkeys(n for names in wanted.values() for n in names))
-            for number, name in enumerate(names, start=1):
-                users = [c for c in pending if name in wanted.get(c.id, ()) and isinstance(done[c.id], list)]
-                announce(f"checkpoint {name} ({number}/{len(names)}) of {combo.label}: {len(users)} claim(s)")
-                self._measure_checkpoint(combo, name, users, done, sweep.work)
-        result = done[claim.id]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def _measure_checkpoint(self, combo: Combination, name: str, claims: list[Claim], done: dict, work: dict) -> None:
         try:
-            spec, source = checkpoint_model(combo.spec, combo.source, name)
-            measurer = Measurer(spec, combo.run_device, combo.dtype, combo.convention, source)
-            measurer.plan(claims)
-            measurer.load()
+            return sweep.measure(claim, combo, free_memory=self.free_all)
         except ModelError as error:
             raise RunStopped(f"{error}{self.entry(combo)}") from None
-        for claim in claims:
-            try:
-                done[claim.id].append((name, measurer.measure(claim)))
-            except (ProbeInputError, NonFiniteLogits) as error:
-                done[claim.id] = ProbeInputError(f"checkpoint {name}: {error}")
-        work["checkpoints"] += 1
-        work["load_seconds"] += measurer.load_seconds
-        work["claim_seconds"] += measurer.claim_seconds
-        measurer.close()
 
     # -- recording -----------------------------------------------------------------------------
 

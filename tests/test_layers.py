@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("probes", {"probes"}),  # the package's __init__ imports every probe module (importlib: not in the graph)
     ("measurer", {"measurer"}),
     ("matrix", {"matrix"}),
-    ("records, comparison", {"records", "compare"}),
+    ("records, comparison, checkpoint sweeps", {"records", "compare", "sweep"}),
     ("engine", {"run"}),
     ("adapters and tools", {"plugin", "zoo", "export", "__init__"}),
     ("pytest suite", {"suite", "suite.*"}),
