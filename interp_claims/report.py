@@ -202,7 +202,7 @@ def head_heatmaps(results: list[dict]) -> str:
             entry = by_kind.setdefault(details["kind"], {"scores": details["all_heads"], "claimed": set()})
             # a head claim names its head in its id (heads.induction[5.1]); a discovery claim in its details
             head = details.get("head") or details.get("previous_token_head") or r["id"].rsplit("[", 1)[-1].split("]")[0].split("@")[0]
-            entry["claimed"].add(head)
+            entry["claimed"].update(details.get("claimed_heads") or [head])
     for kind, entry in by_kind.items():
         scores = entry["scores"]
         header = "".join(f"<th>{h}</th>" for h in range(len(scores[0])))

@@ -1,0 +1,238 @@
+"""Activation patching: run a corrupted input, restore one activation from the clean run, and
+measure how much of the behaviour comes back.
+
+    recovery = (metric(patched) - metric(corrupted)) / (metric(clean) - metric(corrupted))
+
+0: restoring it changes nothing; 1: it restores the clean behaviour. A claim names the clean input
+(its ``input``), the corruption, what is restored, the metric, and (for a sweep) the heads it claims:
+
+* corruptions (named, seeded, recorded in the details): ``fresh_repeat`` (repeated random tokens:
+  the second copy replaced by fresh random ids drawn with ``corruption_seed``); ``swap_pairs``
+  (prompts swapped within consecutive pairs: TransformerLens's Exploratory demo's IOI corruption,
+  the subject's second mention becomes the other name, the answers stay);
+* restored: ``z`` (a head's output, ``attn.hook_z``, every position), ``v`` (its values,
+  ``attn.hook_v``), ``pattern`` (its attention pattern, ``attn.hook_pattern``); one head, or
+  several at once;
+* metrics: ``repeat_loss`` (mean loss of the clean input's next tokens over the repeated half) and
+  ``logit_diff`` (logit(correct) - logit(incorrect) at the last position, mean over prompts;
+  ``answers`` = one [correct, incorrect] pair per prompt).
+
+A sweep (``patching_sweep``) restores every head of every layer, one at a time, and runs
+``patches_per_pass`` patched copies of the corrupted batch in each forward pass instead of one pass
+per head: 144 heads cost 144 forward-pass equivalents of compute in 144 / patches_per_pass calls.
+It is checked against TransformerLens's own ``transformer_lens.patching`` (one pass per head) in
+``tests/test_patching.py``.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp_claims.context import ProbeContext
+from interp_claims.inputs import draw_ids
+from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
+from interp_claims.probes.heads import head_name, parse_head
+from interp_claims.registry import probe
+
+CORRUPTIONS = ("fresh_repeat", "swap_pairs")
+RESTORED = {"z": "attn.hook_z", "v": "attn.hook_v", "pattern": "attn.hook_pattern"}
+METRICS = ("repeat_loss", "logit_diff")
+HOOKS = tuple(RESTORED.values())
+
+
+def corrupt(ctx: ProbeContext, clean: Int[Tensor, "batch pos"], corruption: str, seed: int) -> Int[Tensor, "batch pos"]:
+    """The corrupted input of the same shape as the clean one."""
+    if corruption not in CORRUPTIONS:
+        raise ProbeInputError(f"corruption {corruption!r} is not known. Valid: {', '.join(CORRUPTIONS)}.")
+    if corruption == "fresh_repeat":
+        spec = ctx.input
+        if spec is None or spec.repeated_random is None or spec.length_range is not None or not spec.prepend_bos:
+            raise ProbeInputError("corruption 'fresh_repeat' needs a repeated_random input of one seq_len, with BOS")
+        seq_len = spec.repeated_random[0]
+        generator = torch.Generator().manual_seed(seed)
+        fresh = draw_ids(ctx.model.cfg.d_vocab, ctx.bridge.tokenizer.bos_token_id, (clean.shape[0], seq_len), generator,
+                         spec.token_range).to(clean.device)
+        corrupted = clean.clone()
+        corrupted[:, 1 + seq_len:] = fresh
+        return corrupted
+    if clean.shape[0] % 2:
+        raise ProbeInputError(f"corruption 'swap_pairs' needs an even number of prompts, got {clean.shape[0]}")
+    order = torch.arange(clean.shape[0], device=clean.device).view(-1, 2).flip(1).reshape(-1)
+    return clean[order]
+
+
+def metric_function(ctx: ProbeContext, clean: Int[Tensor, "batch pos"], metric: str,
+                    answers: list | None) -> Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, "batch"]]:
+    """logits -> the metric of each row (the caller averages), read against the clean input's answers."""
+    if metric not in METRICS:
+        raise ProbeInputError(f"metric {metric!r} is not known. Valid: {', '.join(METRICS)}.")
+    if metric == "repeat_loss":
+        spec = ctx.input
+        if spec is None or spec.repeated_random is None or spec.length_range is not None or not spec.prepend_bos:
+            raise ProbeInputError("metric 'repeat_loss' needs a repeated_random input of one seq_len, with BOS")
+        start = 1 + spec.repeated_random[0]  # the repeated half's first position
+        targets = clean[:, start + 1:]
+
+        def repeat_loss(logits):  # a batch of copies of the input: the targets repeat with them
+            log_probs = logits[:, start:-1].float().log_softmax(-1)
+            repeated = targets.repeat(logits.shape[0] // targets.shape[0], 1)
+            return -log_probs.gather(-1, repeated[..., None])[..., 0].mean(-1)
+
+        return repeat_loss
+    if not isinstance(answers, list) or len(answers) != clean.shape[0]:
+        raise ProbeInputError(f"metric 'logit_diff' needs answers: one [correct, incorrect] pair per prompt "
+                              f"({clean.shape[0]}), got {answers!r}")
+    tokenizer = ctx.bridge.tokenizer
+    ids = []
+    for pair in answers:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(a, str) and a for a in pair)):
+            raise ProbeInputError(f"each answer is [correct, incorrect] (two non-empty strings), got {pair!r}")
+        encoded = [tokenizer.encode(a, add_special_tokens=False) for a in pair]
+        if any(len(e) != 1 for e in encoded):
+            raise ProbeInputError(f"answers {pair!r} must be one token each with this tokenizer, got {encoded}")
+        ids.append([e[0] for e in encoded])
+    pairs = torch.tensor(ids, device=clean.device)
+    last = [stop - 1 for _, stop in ctx.spans()]
+
+    def logit_diff(logits):  # a batch of copies of the input: the answers repeat with them
+        copies = logits.shape[0] // len(last)
+        final = logits[torch.arange(logits.shape[0]), torch.tensor(last * copies)].float()
+        return final.gather(-1, pairs.repeat(copies, 1)).diff(dim=-1)[:, 0].neg()
+
+    return logit_diff
+
+
+def restore_hooks(restored: str, groups: list[list[tuple[int, int]]], rows: int, clean: dict[int, Tensor]) -> list:
+    """Hooks for a batch of ``len(groups)`` copies of the corrupted input (``rows`` rows each): copy k
+    gets the heads of ``groups[k]`` restored from the clean run, the other copies stay corrupted."""
+    head_axis = 1 if restored == "pattern" else 2  # hook_pattern is [batch, head, q, k]; z and v [batch, pos, head, d]
+    by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for copy, group in enumerate(groups):
+        for layer, head in group:
+            by_layer[layer].append((copy, head))
+
+    def make_hook(layer: int, copies: list[tuple[int, int]]):
+        def hook(activation: Tensor, hook=None) -> Tensor:
+            activation = activation.clone()
+            for copy, head in copies:
+                target: list = [slice(copy * rows, (copy + 1) * rows), slice(None), slice(None)]
+                source: list = [slice(None), slice(None), slice(None)]
+                target[head_axis] = source[head_axis] = head
+                activation[tuple(target)] = clean[layer][tuple(source)]
+            return activation
+
+        return hook
+
+    return [(f"blocks.{layer}.{RESTORED[restored]}", make_hook(layer, copies)) for layer, copies in sorted(by_layer.items())]
+
+
+def patched_metrics(ctx: ProbeContext, corrupted: Int[Tensor, "batch pos"], restored: str, groups: list[list[tuple[int, int]]],
+                    clean_cache: dict[int, Tensor], metric: Callable, per_pass: int) -> list[float]:
+    """The metric (mean over rows) with each group of heads restored jointly, ``per_pass`` groups per forward pass."""
+    rows = corrupted.shape[0]
+    values = []
+    for start in range(0, len(groups), per_pass):
+        chunk = groups[start:start + per_pass]
+        hooks = restore_hooks(restored, chunk, rows, clean_cache)
+        batch = corrupted.repeat(len(chunk), 1)
+        with torch.no_grad():
+            logits = ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(batch, fwd_hooks=hooks))
+        values += metric(logits).view(len(chunk), rows).mean(-1).tolist()
+    return values
+
+
+def prepare(ctx: ProbeContext, restored: str, corruption: str, corruption_seed: int, metric: str, answers):
+    if restored not in RESTORED:
+        raise ProbeInputError(f"restore {restored!r} is not known. Valid: {', '.join(RESTORED)}.")
+    require_in_range("corruption_seed", corruption_seed, 0)
+    clean = ctx.tokens()
+    measure = metric_function(ctx, clean, metric, answers)
+    corrupted = corrupt(ctx, clean, corruption, corruption_seed)
+    clean_logits, cache = ctx.forward()
+    n_layers = ctx.model.cfg.n_layers
+    clean_cache = {layer: cache[f"blocks.{layer}.{RESTORED[restored]}"] for layer in range(n_layers)}
+    with torch.no_grad():
+        corrupted_logits = ctx.runner.timed(lambda: ctx.bridge(corrupted))
+    clean_value, corrupted_value = float(measure(clean_logits).mean()), float(measure(corrupted_logits).mean())
+    if not abs(clean_value - corrupted_value) > 1e-6:
+        raise ProbeInputError(f"the corruption {corruption!r} leaves the metric {metric!r} unchanged "
+                              f"({clean_value:.4g}): nothing to restore")
+    return corrupted, clean_cache, measure, clean_value, corrupted_value
+
+
+def recovery(value: float, clean: float, corrupted: float) -> float:
+    return (value - corrupted) / (clean - corrupted)
+
+
+@probe("patching_recovery", hooks=HOOKS)
+def patching_recovery(
+    ctx: ProbeContext, *, head: str | None = None, heads: list[str] | None = None, restore: str = "z", corruption: str,
+    corruption_seed: int = 1, metric: str, answers: list | None = None,
+) -> Measurement:
+    """The share of the metric restored when ``head`` (or ``heads``, together) get their clean ``restore`` activation."""
+    if (head is None) == (heads is None):
+        raise ProbeInputError("give one head (head = \"9.9\") or a list restored together (heads = [...]), not both or neither")
+    heads = [head] if head is not None else heads
+    if not isinstance(heads, list) or not heads or not all(isinstance(h, str) for h in heads):
+        raise ProbeInputError(f"heads must be a non-empty list of 'LAYER.HEAD', got {heads!r}")
+    cfg = ctx.model.cfg
+    parsed = [parse_head(head, cfg.n_layers, cfg.n_heads) for head in heads]
+    corrupted, clean_cache, measure, clean, corrupted_value = prepare(ctx, restore, corruption, corruption_seed, metric, answers)
+    [patched] = patched_metrics(ctx, corrupted, restore, [parsed], clean_cache, measure, 1)
+    return Measurement(
+        value=recovery(patched, clean, corrupted_value),
+        details={"heads": heads, "restore": restore, "corruption": corruption, "corruption_seed": corruption_seed,
+                 "metric": metric, "clean": round(clean, 4), "corrupted": round(corrupted_value, 4), "patched": round(patched, 4)},
+    )
+
+
+SWEEP_AGGREGATES = ("claimed_min", "claimed_max", "unclaimed_max_abs", "claimed_sum")
+
+
+@probe("patching_sweep", hooks=HOOKS)
+def patching_sweep(
+    ctx: ProbeContext, *, heads: list[str], aggregate: str, restore: str = "z", corruption: str, corruption_seed: int = 1,
+    metric: str, answers: list | None = None, patches_per_pass: int = 12,
+) -> Measurement:
+    """Every head restored on its own (a layer x head table of recoveries, batched ``patches_per_pass``
+    patched copies per forward pass), read at the claimed ``heads``: ``claimed_min`` (the weakest claimed
+    head), ``claimed_max``, ``claimed_sum``, or ``unclaimed_max_abs`` (the largest effect of any other head)."""
+    if aggregate not in SWEEP_AGGREGATES:
+        raise ProbeInputError(f"aggregate {aggregate!r} is not known. Valid: {', '.join(SWEEP_AGGREGATES)}.")
+    if not isinstance(heads, list) or not heads:
+        raise ProbeInputError(f"heads must be a non-empty list of 'LAYER.HEAD', got {heads!r}")
+    require_in_range("patches_per_pass", patches_per_pass, 1)
+    cfg = ctx.model.cfg
+    claimed = {parse_head(head, cfg.n_layers, cfg.n_heads) for head in heads}
+    every = [(layer, head) for layer in range(cfg.n_layers) for head in range(cfg.n_heads)]
+
+    def sweep() -> tuple[list[list[float]], float, float]:
+        corrupted, clean_cache, measure, clean, corrupted_value = prepare(ctx, restore, corruption, corruption_seed, metric, answers)
+        patched = patched_metrics(ctx, corrupted, restore, [[h] for h in every], clean_cache, measure, patches_per_pass)
+        table = [[0.0] * cfg.n_heads for _ in range(cfg.n_layers)]
+        for (layer, head), value in zip(every, patched, strict=True):
+            table[layer][head] = recovery(value, clean, corrupted_value)
+        return table, clean, corrupted_value
+
+    # every claim reading the same sweep of the same input shares it (measured once)
+    key = f"patching_sweep {restore} {corruption} {corruption_seed} {metric} {answers}"
+    table, clean, corrupted_value = ctx.runner.derived(ctx._require_input(), key, sweep)
+    mine = [table[layer][head] for layer, head in sorted(claimed)]
+    others = [(abs(table[layer][head]), head_name(layer, head)) for layer, head in every if (layer, head) not in claimed]
+    value = {"claimed_min": min(mine), "claimed_max": max(mine), "claimed_sum": sum(mine),
+             "unclaimed_max_abs": max(others)[0] if others else 0.0}[aggregate]
+    strongest_other = max(others)[1] if others else None
+    return Measurement(
+        value=value if math.isfinite(value) else float("nan"),
+        details={"kind": f"patching {restore} ({metric})", "claimed_heads": heads, "aggregate": aggregate,
+                 "strongest_unclaimed": strongest_other, "restore": restore, "corruption": corruption,
+                 "corruption_seed": corruption_seed, "metric": metric, "clean": round(clean, 4),
+                 "corrupted": round(corrupted_value, 4), "patches_per_pass": patches_per_pass,
+                 "forward_calls": 2 + math.ceil(len(every) / patches_per_pass),
+                 "forward_pass_equivalents": 2 + len(every),
+                 "all_heads": [[round(v, 4) for v in row] for row in table]},
+    )
