@@ -263,6 +263,10 @@ def training_charts(run: dict, results: list[dict]) -> str:
         charts.append(line_chart("training loss (mean over each logged window of steps)",
                                  [(f"step {point['step']}", point["loss"]) for point in curve], "loss"))
     for r in results:
+        curve = (r.get("details") or {}).get("curve")
+        if curve:
+            charts.append(line_chart(f"{r['id']}: share of the behaviour kept by the top-k heads (faithfulness curve)",
+                                     [(str(k), value) for k, value in curve], "kept"))
         series = (r.get("details") or {}).get("series")
         if series:
             charts.append(line_chart(f"{r['id']}: value per checkpoint (checked at {r['details'].get('at')})",

@@ -96,7 +96,9 @@ DECOYS = (
         PlantedLayout(swaps=(((5, 1), (6, 1)), ((5, 5), (6, 5)), ((6, 9), (7, 9)), ((7, 2), (8, 2)), ((7, 10), (8, 10)))),
         must_fail=(*(f"heads.induction[{h}]" for h in INDUCTION), "induction.layer5[5.1]", "induction.layer5[5.5]",
                    "circuits.induction-logit-attribution[5.1]", "ablation.induction-heads-carry-repetition",
-                   "heads.no-other-induction-head", "published.head-table[induction]"),
+                   "heads.no-other-induction-head", "published.head-table[induction]",
+                   "patching.induction-heads-restore-the-repeat", "patching.sweep.no-other-head-restores",
+                   "circuits.copying-circuit-is-faithful"),
         must_pass=SHARED_PASSES,
     ),
     Decoy(
@@ -143,6 +145,15 @@ DECOYS = (
         must_pass=("heads.induction[5.5]", *SHARED_PASSES),
     ),
     Decoy(
+        "positional-copier-at-the-patching-lag",
+        "5.1 attends 29 positions back whatever the tokens and copies what it lands on: on the 30-token repeat of the "
+        "joint patching claim that is the induction target, so restoring it restores the copy there (listed as a "
+        "pass: one length cannot tell); the sweep at seq_len 8 reads 5.1 where 29 back lands on nothing",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), positional_copy=(((5, 1), (29,)),)),
+        must_fail=("patching.sweep.copying-heads-each-restore-some",),
+        must_pass=("patching.induction-heads-restore-the-repeat", "patching.sweep.no-other-head-restores", *SHARED_PASSES),
+    ),
+    Decoy(
         "induction-attention-wrong-token",
         "5.1 attends by content exactly like an induction head, but writes the attended token's code turned by a fixed "
         "random rotation: it raises the logits of unrelated tokens",
@@ -157,7 +168,8 @@ DECOYS = (
         "control read in centred logits (1.27 >= 0.5); the log-probability control does not (one of ten copiers lost "
         "costs the saturated name probability 0.007 nat), listed as a pass",
         PlantedLayout(swaps=(((6, 2), (9, 6)),)),
-        must_fail=("heads.no-other-induction-head", "ablation.unclaimed-heads-do-not-move-the-logit"),
+        must_fail=("heads.no-other-induction-head", "ablation.unclaimed-heads-do-not-move-the-logit",
+                   "patching.sweep.no-other-head-restores", "patching.sweep.copying-heads-each-restore-some"),
         must_pass=("ablation.unclaimed-heads-do-not", "heads.induction[5.1]", "ablation.induction-heads-carry-repetition",
                    *SHARED_PASSES),
     ),

@@ -83,9 +83,22 @@ def metric_function(ctx: ProbeContext, clean: Int[Tensor, "batch pos"], metric: 
             return -log_probs.gather(-1, repeated[..., None])[..., 0].mean(-1)
 
         return repeat_loss
-    if not isinstance(answers, list) or len(answers) != clean.shape[0]:
-        raise ProbeInputError(f"metric 'logit_diff' needs answers: one [correct, incorrect] pair per prompt "
-                              f"({clean.shape[0]}), got {answers!r}")
+    pairs = answer_ids(ctx, answers, clean.shape[0]).to(clean.device)
+    last = [stop - 1 for _, stop in ctx.spans()]
+
+    def logit_diff(logits):  # a batch of copies of the input: the answers repeat with them
+        copies = logits.shape[0] // len(last)
+        final = logits[torch.arange(logits.shape[0]), torch.tensor(last * copies)].float()
+        return final.gather(-1, pairs.repeat(copies, 1)).diff(dim=-1)[:, 0].neg()
+
+    return logit_diff
+
+
+def answer_ids(ctx: ProbeContext, answers: list | None, prompts: int) -> Int[Tensor, "prompt 2"]:
+    """The token ids of one [correct, incorrect] pair of single-token answers per prompt."""
+    if not isinstance(answers, list) or len(answers) != prompts:
+        raise ProbeInputError(f"the logit difference needs answers: one [correct, incorrect] pair per prompt "
+                              f"({prompts}), got {answers!r}")
     tokenizer = ctx.bridge.tokenizer
     ids = []
     for pair in answers:
@@ -95,15 +108,7 @@ def metric_function(ctx: ProbeContext, clean: Int[Tensor, "batch pos"], metric: 
         if any(len(e) != 1 for e in encoded):
             raise ProbeInputError(f"answers {pair!r} must be one token each with this tokenizer, got {encoded}")
         ids.append([e[0] for e in encoded])
-    pairs = torch.tensor(ids, device=clean.device)
-    last = [stop - 1 for _, stop in ctx.spans()]
-
-    def logit_diff(logits):  # a batch of copies of the input: the answers repeat with them
-        copies = logits.shape[0] // len(last)
-        final = logits[torch.arange(logits.shape[0]), torch.tensor(last * copies)].float()
-        return final.gather(-1, pairs.repeat(copies, 1)).diff(dim=-1)[:, 0].neg()
-
-    return logit_diff
+    return torch.tensor(ids)
 
 
 def restore_hooks(restored: str, groups: list[list[tuple[int, int]]], rows: int, clean: dict[int, Tensor]) -> list:
@@ -236,3 +241,51 @@ def patching_sweep(
                  "forward_pass_equivalents": 2 + len(every),
                  "all_heads": [[round(v, 4) for v in row] for row in table]},
     )
+
+
+BACKUP_HOOKS = ("attn.hook_z", "ln_final.hook_scale")
+
+
+def head_logit_differences(ctx: ProbeContext, cache, pairs: Int[Tensor, "prompt 2"], last: list[int]) -> Float[Tensor, "layer head"]:
+    """Every head's direct logit attribution to logit(correct) - logit(incorrect) at each prompt's last
+    position (its output through the final LayerNorm's scale of the same run, processed weights: the
+    LayerNorm folded, b_O left out), mean over prompts: the Exploratory demo's cell 47."""
+    bridge, cfg = ctx.bridge, ctx.model.cfg
+    rows = torch.arange(len(last))
+    positions = torch.tensor(last)
+    directions = (bridge.W_U[:, pairs[:, 0]] - bridge.W_U[:, pairs[:, 1]]).double()  # [d_model, prompt]
+    scale = cache["ln_final.hook_scale"][rows, positions].double()  # [prompt, 1]
+    table = torch.zeros(cfg.n_layers, cfg.n_heads, dtype=torch.float64)
+    for layer in range(cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"][rows, positions].double()  # [prompt, head, d_head]
+        out = torch.einsum("phd,hdm->phm", z, bridge.W_O[layer].double()) / scale[:, :, None]
+        table[layer] = torch.einsum("phm,mp->ph", out, directions).mean(0)
+    return table
+
+
+@probe("ioi_backup_attribution_change", hooks=BACKUP_HOOKS)
+def ioi_backup_attribution_change(ctx: ProbeContext, *, head: str, ablate: str, answers: list) -> Measurement:
+    """How much ``head``'s direct logit attribution changes when ``ablate``'s output is zeroed at the last
+    position (the Exploratory demo's cells 105/107: the backup name movers take over when 9.9 is gone)."""
+    processed = ctx.with_weights("processed")
+    cfg = processed.model.cfg
+    read, removed = parse_head(head, cfg.n_layers, cfg.n_heads), parse_head(ablate, cfg.n_layers, cfg.n_heads)
+    tokens = processed.tokens()
+    pairs = answer_ids(processed, answers, tokens.shape[0])
+    last = [stop - 1 for _, stop in processed.spans()]
+    _, cache = processed.forward()
+
+    def zero_last(z: Tensor, hook=None) -> Tensor:
+        z = z.clone()
+        z[torch.arange(len(last)), torch.tensor(last), removed[1]] = 0.0
+        return z
+
+    names = {"ln_final.hook_scale", *(f"blocks.{layer}.attn.hook_z" for layer in range(cfg.n_layers))}
+    with processed.bridge.hooks(fwd_hooks=[(f"blocks.{removed[0]}.attn.hook_z", zero_last)]):
+        _, ablated = processed.runner.timed(lambda: processed.bridge.run_with_cache(tokens, names_filter=lambda n: n in names))
+    with torch.no_grad():
+        before = head_logit_differences(processed, cache, pairs, last)
+        after = head_logit_differences(processed, ablated, pairs, last)
+    change = float(after[read] - before[read])
+    return Measurement(value=change, details={"head": head, "ablated": ablate, "before": round(float(before[read]), 4),
+                                              "after": round(float(after[read]), 4), "weights": "processed"})

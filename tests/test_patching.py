@@ -87,3 +87,70 @@ def test_sweep_cost(benchmark, claims_model, per_pass):
     assert calls == measurement.details["forward_calls"] == 2 + -(-144 // per_pass)
     benchmark.extra_info.update(forward_calls=calls, forward_pass_equivalents=measurement.details["forward_pass_equivalents"],
                                 patches_per_pass=per_pass)
+
+
+NOTEBOOK_PROMPTS = InputSpec(texts=(
+    "When John and Mary went to the shops, John gave the bag to", "When John and Mary went to the shops, Mary gave the bag to",
+    "When Tom and James went to the park, James gave the ball to", "When Tom and James went to the park, Tom gave the ball to",
+))
+ANSWERS = [[" Mary", " John"], [" John", " Mary"], [" Tom", " James"], [" James", " Tom"]]
+
+
+def test_swap_pairs_and_the_logit_difference_on_the_notebook_prompts(claims_model):
+    """The IOI corruption swaps each pair (the answers stay): the clean logit difference is the corrupted
+    one negated, prompt for prompt, when the pair's prompts are each other's mirror."""
+    from interp_claims.probes.patching import corrupt, metric_function
+
+    runner = ForwardRunner(claims_model)
+    ctx = ProbeContext(claims_model, runner, NOTEBOOK_PROMPTS, ())
+    clean = ctx.tokens()
+    corrupted = corrupt(ctx, clean, "swap_pairs", 0)
+    assert torch.equal(corrupted[0], clean[1]) and torch.equal(corrupted[3], clean[2])
+    metric = metric_function(ctx, clean, "logit_diff", ANSWERS)
+    with torch.no_grad():
+        logits = claims_model.bridge(torch.cat([clean, corrupted]))
+    values = metric(logits)  # two copies: the answers repeat with them
+    final = logits[torch.arange(4), -1]
+    ids = [[claims_model.bridge.tokenizer.encode(a, add_special_tokens=False)[0] for a in pair] for pair in ANSWERS]
+    by_hand = torch.stack([final[i, c] - final[i, w] for i, (c, w) in enumerate(ids)])
+    assert values[:4] == pytest.approx(by_hand.tolist(), abs=1e-5)
+
+
+def test_the_ablated_head_loses_its_own_attribution(claims_model):
+    """The backup probe's self-check: the head whose output is zeroed at the last position ends with no
+    direct attribution there, so its change is minus what it had; a head of layer 0 (before it) is unmoved."""
+    runner = ForwardRunner(claims_model)
+    probe = PROBES["ioi_backup_attribution_change"]
+    runner.plan(NOTEBOOK_PROMPTS, probe.hooks)
+
+    def other(convention):
+        from interp_claims.models import load_model
+
+        model = load_model(claims_model.spec, claims_model.device, claims_model.dtype, convention, None)
+        return ProbeContext(model, ForwardRunner(model))
+
+    ctx = ProbeContext(claims_model, runner, NOTEBOOK_PROMPTS, probe.hooks, other)
+    own = probe.function(ctx, head="9.9", ablate="9.9", answers=ANSWERS)
+    assert own.details["after"] == pytest.approx(0.0, abs=1e-6) and own.value == pytest.approx(-own.details["before"], abs=1e-4)
+    earlier = probe.function(ctx, head="0.1", ablate="9.9", answers=ANSWERS)
+    assert abs(earlier.value) < 1e-6
+
+
+def test_faithfulness_of_the_planted_circuit_and_its_curve(claims_model):
+    """The twin's planted circuit keeps all of the copy with everything else mean-ablated, its copying heads
+    alone keep little (the previous-token heads feed them), and the knockout-ranked curve puts the
+    circuit's eleven heads first."""
+    spec = InputSpec(repeated_random=(8, 1, 0))
+    probe = PROBES["circuit_faithfulness"]
+    circuit = ["2.2", "4.11", "5.1", "5.5", "6.9", "7.2", "7.10", "5.0", "9.6", "9.9", "10.1"]
+
+    def measure(**params):
+        return probe.function(ProbeContext(claims_model, ForwardRunner(claims_model), spec, ()), **params)
+
+    assert measure(heads=circuit, aggregate="circuit").value > 0.9
+    assert measure(heads=circuit[2:], aggregate="circuit").value < 0.5
+    curve = measure(heads=circuit, aggregate="size_to_reach", fraction=0.9)
+    assert set(curve.details["ranking"][:11]) == set(circuit)
+    assert curve.value <= 11
+    with pytest.raises(ProbeInputError, match="aggregate 'best' is not known"):
+        measure(heads=circuit, aggregate="best")
