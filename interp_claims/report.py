@@ -210,15 +210,17 @@ def head_heatmaps(results: list[dict]) -> str:
         for layer, row in enumerate(scores):
             cells = []
             for head, value in enumerate(row):
-                gray = shade(value)
+                gray = shade(abs(value))
                 text = "#fff" if gray < 128 else "#000"
                 claimed = f"{layer}.{head}" in entry["claimed"]
-                style = f"background:rgb({gray},{gray},255);color:{text}" + (";outline:3px solid #d00" if claimed else "")
+                colour = f"rgb({gray},{gray},255)" if value >= 0 else f"rgb(255,{gray},{gray})"  # negative: red
+                style = f"background:{colour};color:{text}" + (";outline:3px solid #d00" if claimed else "")
                 cells.append(f"<td style='{style}' title='{layer}.{head}'>{value:.2f}</td>")
             body.append(f"<tr><th>{layer}</th>{''.join(cells)}</tr>")
+        what = ("recovery when each head alone is restored (rows = layers, columns = heads; negative in red)"
+                if kind.startswith("patching") else "score of every head (rows = layers, columns = heads; lowest over the claim's lags)")
         tables.append(
-            f"<figure><figcaption><b>{esc(kind)}</b> score of every head (rows = layers, columns = heads; "
-            f"lowest over the claim's lags); claimed or discovered heads outlined</figcaption>"
+            f"<figure><figcaption><b>{esc(kind)}</b> {what}; claimed or discovered heads outlined</figcaption>"
             f"<table class='heads'><tr><th></th>{header}</tr>{''.join(body)}</table></figure>"
         )
     return "".join(tables)

@@ -269,3 +269,26 @@ def previous_token_heads_feed_copying(ctx: ProbeContext, *, kind: str = "inducti
         shares.append((clean_here - ablated) / clean_here)
         details[f"{variant.input.label}"] = {"clean": round(clean_here, 4), "ablated": round(ablated, 4)}
     return Measurement(value=worst_of(shares, lowest=True), details=details)
+
+
+@probe("discovered_patching_recovery", hooks=(*PATTERN_HOOK, "attn.hook_z"))
+def discovered_patching_recovery(
+    ctx: ProbeContext, *, kind: str, threshold: float, min_layer: int = 1, corruption: str = "fresh_repeat",
+    corruption_seed: int = 1, metric: str = "repeat_loss",
+) -> Measurement:
+    """The share of the metric restored when the discovered ``kind`` heads (score > ``threshold``,
+    layers >= ``min_layer``) get their clean outputs back together (``probes/patching.py``); 0 when
+    none is found (a claim that they restore then fails)."""
+    from interp_claims.probes.patching import CORRUPTIONS, METRICS, patching_recovery
+
+    require_in_range("min_layer", min_layer, 0, ctx.model.cfg.n_layers - 1)
+    require_in_range("corruption_seed", corruption_seed, 0)
+    for name, value, valid in (("corruption", corruption, CORRUPTIONS), ("metric", metric, METRICS)):
+        if value not in valid:  # refused before discovery, which may find nothing and stop there
+            raise ProbeInputError(f"{name} {value!r} is not known. Valid: {', '.join(valid)}.")
+    found = [head_name(*h) for h in (head_scores(ctx, kind) > threshold).nonzero().tolist() if h[0] >= min_layer]
+    if not found:
+        return Measurement(value=0.0, details={"discovered": [], "kind": kind, "threshold": threshold})
+    patched = patching_recovery(ctx, heads=found, restore="z", corruption=corruption, corruption_seed=corruption_seed,
+                                metric=metric)
+    return Measurement(value=patched.value, details={"discovered": found, "kind": kind, "threshold": threshold, **patched.details})

@@ -72,6 +72,18 @@ def test_html_summarises_by_behaviour_and_draws_the_layer_by_head_scores(tmp_pat
     assert text.count("outline:3px") == 1
 
 
+def test_a_patching_sweep_is_drawn_with_its_claimed_heads_outlined_and_negative_cells_red(tmp_path):
+    table = [[0.0] * 12 for _ in range(12)]
+    table[9][9], table[10][7] = 0.264, -0.48
+    details = {"kind": "patching z (logit_diff)", "all_heads": table, "claimed_heads": ["9.9", "10.7"]}
+    result = {**RESULTS[0], "id": "ioi.patching.head-output-sweep", "details": details}
+    _, _, page = write_reports(tmp_path / "claims.json", RUN, [result])
+    text = page.read_text()
+    assert "<b>patching z (logit_diff)</b> recovery when each head alone is restored" in text
+    assert text.count("outline:3px") == 2  # both claimed heads, not one read from the claim's id
+    assert "background:rgb(255,133,133);color:#000;outline:3px solid #d00' title='10.7'>-0.48</td>" in text
+
+
 def test_sanity_and_behaviour_are_counted_apart():
     sanity = {**RESULTS[0], "id": "normalisation.x", "kind": "sanity"}
     assert counts_by_kind([*RESULTS, sanity]) == "behaviour 1/2 passed, sanity 1/1 passed"

@@ -83,12 +83,14 @@ def test_untrained_initialisation_fails_every_discovery_claim(pytester, tmp_path
 @pytest.mark.honesty
 def test_before_the_copying_head_forms_a_previous_token_head_exists_but_feeds_nothing(pytester, tmp_path):
     """Step 250: layer 0 already has previous-token heads (the existence claim passes), but no
-    copying head reads them yet: the feeding claim and the rotation-null K-composition fail."""
+    copying head reads them yet: the feeding claim, the rotation-null K-composition and the patching
+    claim (no copying head to restore) fail."""
     from interp_claims.builtin.trained import trained_model_folder
 
     step250 = trained_model_folder() / "checkpoints" / "step-00250"
     result, outcomes = run_suite(pytester, "--model", str(step250), "--model-family", "trained",
-                                 "-k", "previous-token or k-composition", report=tmp_path / "step250.json")
+                                 "-k", "previous-token or k-composition or patching", report=tmp_path / "step250.json")
     assert result.ret == 1
     assert outcomes == {"trained.previous-token-head-before-it": True, "trained.previous-token-heads-feed-it": False,
-                        "trained.k-composition-above-random": False}, outcomes
+                        "trained.k-composition-above-random": False,
+                        "trained.patching.discovered-copying-heads-restore": False}, outcomes
