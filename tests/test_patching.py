@@ -41,7 +41,7 @@ def transformer_lens_recoveries(model, restore: str) -> list[float]:
     return [(float(v) - corrupted_value) / (clean_value - corrupted_value) for v in values]
 
 
-@pytest.mark.parametrize("restore", ["z", "v", "pattern"])
+@pytest.mark.parametrize("restore", ["z", pytest.param("v", marks=pytest.mark.slow), pytest.param("pattern", marks=pytest.mark.slow)])
 def test_a_patch_matches_transformer_lens_patching(claims_model, restore):
     """One head restored by our probe equals TransformerLens's patch of it, to float32's 1e-4 (recoveries
     are ratios of losses of about 10: 1e-4 is some 1e-5 relative): the same hook, the same normalisation."""
@@ -136,6 +136,7 @@ def test_the_ablated_head_loses_its_own_attribution(claims_model):
     assert abs(earlier.value) < 1e-6
 
 
+@pytest.mark.slow
 def test_faithfulness_of_the_planted_circuit_and_its_curve(claims_model):
     """The twin's planted circuit keeps all of the copy with everything else mean-ablated, its copying heads
     alone keep little (the previous-token heads feed them), and the knockout-ranked curve puts the
