@@ -98,7 +98,7 @@ DECOYS = (
                    "circuits.induction-logit-attribution[5.1]", "ablation.induction-heads-carry-repetition",
                    "heads.no-other-induction-head", "published.head-table[induction]",
                    "patching.induction-heads-restore-the-repeat", "patching.sweep.no-other-head-restores",
-                   "circuits.copying-circuit-is-faithful"),
+                   "faithfulness.copying-circuit-is-faithful"),
         must_pass=SHARED_PASSES,
     ),
     Decoy(

@@ -33,7 +33,7 @@ from interp_claims.context import ProbeContext
 from interp_claims.inputs import repeated_random_tokens
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.probes.heads import head_name, parse_head
-from interp_claims.probes.patching import metric_function
+from interp_claims.probes.patching import metric_function, require_effect
 from interp_claims.registry import probe
 
 AGGREGATES = ("circuit", "random_mean", "random_max", "size_to_reach")
@@ -120,8 +120,7 @@ def circuit_faithfulness(
         sizes = curve_sizes(len(ranking), len(circuit))
         kept += [set(ranking[:k]) for k in sizes]
     full, none, *scored = kept_scores(ctx, tokens, kept, means, measure)
-    if not abs(full - none) > 1e-6:
-        raise ProbeInputError(f"mean-ablating every head leaves {metric!r} unchanged ({full:.4g}): no behaviour to keep")
+    require_effect("mean-ablating every head", metric, full, none)
     share = [(value - none) / (full - none) for value in scored]
     details.update(model=round(full, 4), none=round(none, 4), circuit=round(share[0], 4))
     if aggregate == "circuit":

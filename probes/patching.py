@@ -9,13 +9,16 @@ measure how much of the behaviour comes back.
 * corruptions (named, seeded, recorded in the details): ``fresh_repeat`` (repeated random tokens:
   the second copy replaced by fresh random ids drawn with ``corruption_seed``); ``swap_pairs``
   (prompts swapped within consecutive pairs: TransformerLens's Exploratory demo's IOI corruption,
-  the subject's second mention becomes the other name, the answers stay);
+  the subject's second mention becomes the other name, the answers stay); ``replace_token`` (the
+  token at ``corrupt_position`` of every prompt replaced by ``corrupt_token``, one token);
 * restored: ``z`` (a head's output, ``attn.hook_z``, every position), ``v`` (its values,
-  ``attn.hook_v``), ``pattern`` (its attention pattern, ``attn.hook_pattern``); one head, or
-  several at once;
-* metrics: ``repeat_loss`` (mean loss of the clean input's next tokens over the repeated half) and
+  ``attn.hook_v``), ``pattern`` (its attention pattern, ``attn.hook_pattern``), one head or several
+  at once; or ``resid_pre`` (the residual stream entering a ``layer``) and ``mlp_out`` (a layer's
+  MLP output), at one ``position`` or every position;
+* metrics: ``repeat_loss`` (mean loss of the clean input's next tokens over the repeated half),
   ``logit_diff`` (logit(correct) - logit(incorrect) at the last position, mean over prompts;
-  ``answers`` = one [correct, incorrect] pair per prompt).
+  ``answers`` = one [correct, incorrect] pair per prompt) and ``token_prob`` (the probability of
+  the correct answer of each pair at the last position).
 
 A sweep (``patching_sweep``) restores every head of every layer, one at a time, and runs
 ``patches_per_pass`` patched copies of the corrupted batch in each forward pass instead of one pass
@@ -38,16 +41,32 @@ from interp_claims.measurement import Measurement, ProbeInputError, require_in_r
 from interp_claims.probes.heads import head_name, parse_head
 from interp_claims.registry import probe
 
-CORRUPTIONS = ("fresh_repeat", "swap_pairs")
-RESTORED = {"z": "attn.hook_z", "v": "attn.hook_v", "pattern": "attn.hook_pattern"}
-METRICS = ("repeat_loss", "logit_diff")
-HOOKS = tuple(RESTORED.values())
+CORRUPTIONS = ("fresh_repeat", "swap_pairs", "replace_token")
+RESTORED = {"z": "attn.hook_z", "v": "attn.hook_v", "pattern": "attn.hook_pattern"}  # per head
+RESTORED_STREAMS = {"resid_pre": "hook_resid_pre", "mlp_out": "hook_mlp_out"}  # per layer and position
+METRICS = ("repeat_loss", "logit_diff", "token_prob")
+# The smallest change of the metric a corruption must make for a recovery to mean anything: below it
+# the ratio divides noise by noise (a random GPT-2's repeat loss moves by ~0.05 nat, and its single-head
+# "recoveries" range over +-0.07). One nat of loss, one logit of difference, a tenth of probability.
+MIN_EFFECT = {"repeat_loss": 1.0, "logit_diff": 1.0, "token_prob": 0.1}
+HOOKS = (*RESTORED.values(), *RESTORED_STREAMS.values())
 
 
-def corrupt(ctx: ProbeContext, clean: Int[Tensor, "batch pos"], corruption: str, seed: int) -> Int[Tensor, "batch pos"]:
+def corrupt(ctx: ProbeContext, clean: Int[Tensor, "batch pos"], corruption: str, seed: int,
+            position: int | None = None, token: str | None = None) -> Int[Tensor, "batch pos"]:
     """The corrupted input of the same shape as the clean one."""
     if corruption not in CORRUPTIONS:
         raise ProbeInputError(f"corruption {corruption!r} is not known. Valid: {', '.join(CORRUPTIONS)}.")
+    if corruption == "replace_token":
+        if not isinstance(position, int) or isinstance(position, bool) or not -clean.shape[1] <= position < clean.shape[1]:
+            raise ProbeInputError(f"corruption 'replace_token' needs corrupt_position within the input's "
+                                  f"{clean.shape[1]} tokens (negative counts from the end), got {position!r}")
+        encoded = ctx.bridge.tokenizer.encode(token, add_special_tokens=False) if isinstance(token, str) and token else []
+        if len(encoded) != 1:
+            raise ProbeInputError(f"corruption 'replace_token' needs corrupt_token of one token, got {token!r} ({encoded})")
+        corrupted = clean.clone()
+        corrupted[:, position] = encoded[0]
+        return corrupted
     if corruption == "fresh_repeat":
         spec = ctx.input
         if spec is None or spec.repeated_random is None or spec.length_range is not None or not spec.prepend_bos:
@@ -85,6 +104,14 @@ def metric_function(ctx: ProbeContext, clean: Int[Tensor, "batch pos"], metric: 
         return repeat_loss
     pairs = answer_ids(ctx, answers, clean.shape[0]).to(clean.device)
     last = [stop - 1 for _, stop in ctx.spans()]
+
+    def token_prob(logits):  # the correct answer's probability at the last position
+        copies = logits.shape[0] // len(last)
+        final = logits[torch.arange(logits.shape[0]), torch.tensor(last * copies)].float().softmax(-1)
+        return final.gather(-1, pairs.repeat(copies, 1)[:, :1])[:, 0]
+
+    if metric == "token_prob":
+        return token_prob
 
     def logit_diff(logits):  # a batch of copies of the input: the answers repeat with them
         copies = logits.shape[0] // len(last)
@@ -135,6 +162,18 @@ def restore_hooks(restored: str, groups: list[list[tuple[int, int]]], rows: int,
     return [(f"blocks.{layer}.{RESTORED[restored]}", make_hook(layer, copies)) for layer, copies in sorted(by_layer.items())]
 
 
+def stream_hooks(restored: str, layer: int, position: int | None, clean: Tensor) -> list:
+    """Restore the residual stream entering ``layer`` (or its MLP output) at ``position`` (every position: None)."""
+
+    def hook(activation: Tensor, hook=None) -> Tensor:
+        activation = activation.clone()
+        where = slice(None) if position is None else position
+        activation[:, where] = clean[:, where]
+        return activation
+
+    return [(f"blocks.{layer}.{RESTORED_STREAMS[restored]}", hook)]
+
+
 def patched_metrics(ctx: ProbeContext, corrupted: Int[Tensor, "batch pos"], restored: str, groups: list[list[tuple[int, int]]],
                     clean_cache: dict[int, Tensor], metric: Callable, per_pass: int) -> list[float]:
     """The metric (mean over rows) with each group of heads restored jointly, ``per_pass`` groups per forward pass."""
@@ -150,23 +189,30 @@ def patched_metrics(ctx: ProbeContext, corrupted: Int[Tensor, "batch pos"], rest
     return values
 
 
-def prepare(ctx: ProbeContext, restored: str, corruption: str, corruption_seed: int, metric: str, answers):
-    if restored not in RESTORED:
-        raise ProbeInputError(f"restore {restored!r} is not known. Valid: {', '.join(RESTORED)}.")
+def prepare(ctx: ProbeContext, restored: str, corruption: str, corruption_seed: int, metric: str, answers,
+            corrupt_position: int | None = None, corrupt_token: str | None = None):
+    if restored not in RESTORED and restored not in RESTORED_STREAMS:
+        raise ProbeInputError(f"restore {restored!r} is not known. Valid: {', '.join([*RESTORED, *RESTORED_STREAMS])}.")
     require_in_range("corruption_seed", corruption_seed, 0)
     clean = ctx.tokens()
     measure = metric_function(ctx, clean, metric, answers)
-    corrupted = corrupt(ctx, clean, corruption, corruption_seed)
+    corrupted = corrupt(ctx, clean, corruption, corruption_seed, corrupt_position, corrupt_token)
     clean_logits, cache = ctx.forward()
     n_layers = ctx.model.cfg.n_layers
-    clean_cache = {layer: cache[f"blocks.{layer}.{RESTORED[restored]}"] for layer in range(n_layers)}
+    hook = RESTORED.get(restored) or RESTORED_STREAMS[restored]
+    clean_cache = {layer: cache[f"blocks.{layer}.{hook}"] for layer in range(n_layers)}
     with torch.no_grad():
         corrupted_logits = ctx.runner.timed(lambda: ctx.bridge(corrupted))
     clean_value, corrupted_value = float(measure(clean_logits).mean()), float(measure(corrupted_logits).mean())
-    if not abs(clean_value - corrupted_value) > 1e-6:
-        raise ProbeInputError(f"the corruption {corruption!r} leaves the metric {metric!r} unchanged "
-                              f"({clean_value:.4g}): nothing to restore")
+    require_effect(f"the corruption {corruption!r}", metric, clean_value, corrupted_value)
     return corrupted, clean_cache, measure, clean_value, corrupted_value
+
+
+def require_effect(what: str, metric: str, behaving: float, not_behaving: float) -> None:
+    """ProbeInputError unless the behaviour is there to restore: ``MIN_EFFECT`` between the two runs."""
+    if not abs(behaving - not_behaving) >= MIN_EFFECT[metric]:
+        raise ProbeInputError(f"{what} moves {metric!r} from {behaving:.4g} to {not_behaving:.4g}, less than "
+                              f"{MIN_EFFECT[metric]}: no behaviour to restore, a recovery would be noise over noise")
 
 
 def recovery(value: float, clean: float, corrupted: float) -> float:
@@ -175,24 +221,46 @@ def recovery(value: float, clean: float, corrupted: float) -> float:
 
 @probe("patching_recovery", hooks=HOOKS)
 def patching_recovery(
-    ctx: ProbeContext, *, head: str | None = None, heads: list[str] | None = None, restore: str = "z", corruption: str,
-    corruption_seed: int = 1, metric: str, answers: list | None = None,
+    ctx: ProbeContext, *, head: str | None = None, heads: list[str] | None = None, layer: int | None = None,
+    position: int | None = None, restore: str = "z", corruption: str, corruption_seed: int = 1,
+    corrupt_position: int | None = None, corrupt_token: str | None = None, metric: str, answers: list | None = None,
 ) -> Measurement:
-    """The share of the metric restored when ``head`` (or ``heads``, together) get their clean ``restore`` activation."""
-    if (head is None) == (heads is None):
-        raise ProbeInputError("give one head (head = \"9.9\") or a list restored together (heads = [...]), not both or neither")
-    heads = [head] if head is not None else heads
-    if not isinstance(heads, list) or not heads or not all(isinstance(h, str) for h in heads):
-        raise ProbeInputError(f"heads must be a non-empty list of 'LAYER.HEAD', got {heads!r}")
+    """The share of the metric restored when ``head`` (or ``heads``, together) get their clean ``restore``
+    activation, or, for ``resid_pre`` and ``mlp_out``, ``layer``'s stream at ``position`` (every position
+    when it is not given)."""
+    details = {"restore": restore, "corruption": corruption, "corruption_seed": corruption_seed, "metric": metric}
     cfg = ctx.model.cfg
-    parsed = [parse_head(head, cfg.n_layers, cfg.n_heads) for head in heads]
-    corrupted, clean_cache, measure, clean, corrupted_value = prepare(ctx, restore, corruption, corruption_seed, metric, answers)
-    [patched] = patched_metrics(ctx, corrupted, restore, [parsed], clean_cache, measure, 1)
-    return Measurement(
-        value=recovery(patched, clean, corrupted_value),
-        details={"heads": heads, "restore": restore, "corruption": corruption, "corruption_seed": corruption_seed,
-                 "metric": metric, "clean": round(clean, 4), "corrupted": round(corrupted_value, 4), "patched": round(patched, 4)},
-    )
+    if restore in RESTORED_STREAMS:
+        if head is not None or heads is not None:
+            raise ProbeInputError(f"restore {restore!r} takes a layer (and a position), not heads")
+        if layer is None:
+            raise ProbeInputError(f"restore {restore!r} needs the layer whose stream is restored")
+        require_in_range("layer", layer, 0, cfg.n_layers - 1)
+        if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
+            raise ProbeInputError(f"position must be a whole number (negative counts from the end), got {position!r}")
+        details.update(layer=layer, position=position)
+    else:
+        if (head is None) == (heads is None):
+            raise ProbeInputError("give one head (head = \"9.9\") or a list restored together (heads = [...]), not both or neither")
+        heads = [head] if head is not None else heads
+        if not isinstance(heads, list) or not heads or not all(isinstance(h, str) for h in heads):
+            raise ProbeInputError(f"heads must be a non-empty list of 'LAYER.HEAD', got {heads!r}")
+        parsed = [parse_head(h, cfg.n_layers, cfg.n_heads) for h in heads]
+        details["heads"] = heads
+    if corruption == "replace_token":
+        details.update(corrupt_position=corrupt_position, corrupt_token=corrupt_token)
+    corrupted, clean_cache, measure, clean, corrupted_value = prepare(
+        ctx, restore, corruption, corruption_seed, metric, answers, corrupt_position, corrupt_token)
+    if restore in RESTORED_STREAMS:
+        if position is not None and not -corrupted.shape[1] <= position < corrupted.shape[1]:
+            raise ProbeInputError(f"position {position} is outside the input's {corrupted.shape[1]} tokens")
+        hooks = stream_hooks(restore, layer, position, clean_cache[layer])
+        with torch.no_grad():
+            patched = float(measure(ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(corrupted, fwd_hooks=hooks))).mean())
+    else:
+        [patched] = patched_metrics(ctx, corrupted, restore, [parsed], clean_cache, measure, 1)
+    details.update(clean=round(clean, 4), corrupted=round(corrupted_value, 4), patched=round(patched, 4))
+    return Measurement(value=recovery(patched, clean, corrupted_value), details=details)
 
 
 SWEEP_AGGREGATES = ("claimed_min", "claimed_max", "unclaimed_max_abs", "claimed_sum")
@@ -211,6 +279,8 @@ def patching_sweep(
     if not isinstance(heads, list) or not heads:
         raise ProbeInputError(f"heads must be a non-empty list of 'LAYER.HEAD', got {heads!r}")
     require_in_range("patches_per_pass", patches_per_pass, 1)
+    if restore not in RESTORED:
+        raise ProbeInputError(f"a sweep restores heads: restore is one of {', '.join(RESTORED)}, got {restore!r}")
     cfg = ctx.model.cfg
     claimed = {parse_head(head, cfg.n_layers, cfg.n_heads) for head in heads}
     every = [(layer, head) for layer in range(cfg.n_layers) for head in range(cfg.n_heads)]

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from interp_claims.builtin.embedded import PlantedLayout, write_planted_model
+from interp_claims.measurement import ProbeInputError
 from tests.helpers import run_suite
 
 pytestmark = [pytest.mark.honesty, pytest.mark.slow]
@@ -65,8 +66,14 @@ def test_gpt2_only_behaviour_claims_fail_on_a_model_without_them(claims_run, cla
     if claims_run.family != "embedded":  # pragma: no cover - the project's default session
         pytest.fail("run the project's tests on the embedded model (the default)")
     claims = {c.id: c for c in claims_run.claims}
-    for claim_id in ("gpt2.factual-recall", "gpt2.ioi-logit-difference", "gpt2.ioi-accuracy"):
+    for claim_id in ("gpt2.factual-recall", "gpt2.ioi-logit-difference", "gpt2.ioi-accuracy",
+                     "ioi.backup-name-movers-take-over[10.10]"):
         claim = claims[claim_id]
         measurement = claims_run.measure(claim)
         verdict = check(claim, measurement.value, claims_run.dtype, measurement.details.get("magnitude"))
         assert not verdict.passed, (claim_id, measurement.value)
+    # the patching claims find no IOI behaviour to restore: swapping the names moves its logit difference
+    # by 2e-4, and a recovery measured there would be noise over noise (one head passed before the guard)
+    for claim_id in ("ioi.patching.head-output-restores[9.9]", "ioi.patching.negative-heads-push-against[10.7]"):
+        with pytest.raises(ProbeInputError, match="no behaviour to restore"):
+            claims_run.measure(claims[claim_id])

@@ -155,3 +155,33 @@ def test_faithfulness_of_the_planted_circuit_and_its_curve(claims_model):
     assert curve.value <= 11
     with pytest.raises(ProbeInputError, match="aggregate 'best' is not known"):
         measure(heads=circuit, aggregate="best")
+
+
+def test_the_token_probability_metric_and_a_replaced_token(claims_model):
+    """``token_prob`` is the correct answer's softmax probability at the last position; ``replace_token``
+    changes exactly one position of every prompt; a stream restored everywhere at layer 0 restores all."""
+    from interp_claims.probes.patching import corrupt, metric_function
+
+    ctx = ProbeContext(claims_model, ForwardRunner(claims_model), NOTEBOOK_PROMPTS, ())
+    clean = ctx.tokens()
+    corrupted = corrupt(ctx, clean, "replace_token", 0, position=-2, token=" Sid")
+    assert (corrupted != clean).sum(dim=1).tolist() == [1, 1, 1, 1]
+    with torch.no_grad():
+        logits = claims_model.bridge(clean)
+    correct = [claims_model.bridge.tokenizer.encode(pair[0], add_special_tokens=False)[0] for pair in ANSWERS]
+    by_hand = logits[:, -1].softmax(-1)[torch.arange(4), correct]
+    assert metric_function(ctx, clean, "token_prob", ANSWERS)(logits).tolist() == pytest.approx(by_hand.tolist(), abs=1e-6)
+    probe = PROBES["patching_recovery"]
+    runner = ForwardRunner(claims_model)
+    runner.plan(NOTEBOOK_PROMPTS, probe.hooks)
+    with pytest.raises(ProbeInputError, match="no behaviour to restore"):  # the twin gives the names ~0 probability
+        probe.function(ProbeContext(claims_model, runner, NOTEBOOK_PROMPTS, probe.hooks), layer=0, restore="resid_pre",
+                       corruption="swap_pairs", metric="token_prob", answers=ANSWERS)
+    everywhere = probe.function(context(claims_model, "patching_recovery"), layer=0, restore="resid_pre",
+                                corruption="replace_token", corrupt_position=3, corrupt_token=" the", metric="repeat_loss")
+    assert everywhere.value == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ProbeInputError, match="corrupt_token of one token"):
+        corrupt(ctx, clean, "replace_token", 0, position=3, token=" Quomatarus")
+    with pytest.raises(ProbeInputError, match="takes a layer"):
+        probe.function(ProbeContext(claims_model, runner, NOTEBOOK_PROMPTS, probe.hooks), head="9.9", restore="mlp_out",
+                       corruption="swap_pairs", metric="token_prob", answers=ANSWERS)
