@@ -24,6 +24,7 @@ normalisation above is sign-free). The reference distribution is the same shape 
 """
 
 import random
+from dataclasses import replace
 
 import torch
 from jaxtyping import Float, Int
@@ -150,8 +151,6 @@ def discovery_ranking(ctx: ProbeContext, seed: int, means: dict[int, Tensor], me
     behaviour falls when the head alone is mean-ablated, strongest first (those that matter at all).
     Knockout credits the heads upstream of the ones that act (a previous-token head feeding an
     induction head); a patching sweep of single heads would not (see the README)."""
-    from dataclasses import replace
-
     seq_len, batch, _ = ctx.input.repeated_random
     discovery = replace(ctx.input, repeated_random=(seq_len, batch, seed), alternatives=())
     cfg = ctx.model.cfg
