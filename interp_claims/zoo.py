@@ -26,6 +26,7 @@ import torch
 
 from interp_claims.builtin.embedded import DEFAULT_LAYOUT, PlantedLayout, planted_model_folder
 from interp_claims.claims import check, load_claim_file, load_claims
+from interp_claims.measurement import ProbeInputError
 from interp_claims.measurer import Measurer
 from interp_claims.models import ModelSource, ModelSpec
 from interp_claims.registry import load_probes
@@ -33,6 +34,9 @@ from interp_claims.report import dumps, short
 
 INDUCTION = ("5.1", "5.5", "6.9", "7.2", "7.10")
 BEFORE = "28be5f9"  # the commit whose claim files `passed_before` refers to (seq_len = [50, 37])
+
+
+PATCHED_TOGETHER = ((5, 1), (5, 5), (6, 9), (7, 2), (7, 10))  # the heads patching.induction-heads-restore-the-repeat restores
 
 
 def without(heads: tuple, *removed: tuple[int, int]) -> tuple:
@@ -146,12 +150,25 @@ DECOYS = (
     ),
     Decoy(
         "positional-copier-at-the-patching-lag",
-        "5.1 attends 29 positions back whatever the tokens and copies what it lands on: on the 30-token repeat of the "
-        "joint patching claim that is the induction target, so restoring it restores the copy there (listed as a "
-        "pass: one length cannot tell); the sweep at seq_len 8 reads 5.1 where 29 back lands on nothing",
-        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, (5, 1)), positional_copy=(((5, 1), (29,)),)),
-        must_fail=("patching.sweep.copying-heads-each-restore-some",),
-        must_pass=("patching.induction-heads-restore-the-repeat", "patching.sweep.no-other-head-restores", *SHARED_PASSES),
+        "the five induction heads of the joint patching claim (5.1 5.5 6.9 7.2 7.10) attend 29 positions back whatever "
+        "the tokens and copy what they land on: on the claim's 30-token repeat that is the induction target, so the "
+        "clean run copies. The corrupted run copies the clean tokens too (29 back of the fresh half is the first R): "
+        "the corruption moves nothing, and the claim fails as having no behaviour to restore",
+        PlantedLayout(induction=without(DEFAULT_LAYOUT.induction, *PATCHED_TOGETHER),
+                      positional_copy=tuple((head, (29,)) for head in PATCHED_TOGETHER)),
+        must_fail=("patching.induction-heads-restore-the-repeat", "patching.sweep.copying-heads-each-restore-some"),
+        # not SHARED_PASSES: with five of the nine copiers positional the Quomatarus repeat is no longer predicted
+        must_pass=("patching.sweep.no-other-head-restores", "normalisation.notebook-prompt"),
+    ),
+    Decoy(
+        "previous-token-head-moved-earlier",
+        "the previous-token circuit is real, but 4.11's plan (attend to the previous token, write it where the copying "
+        "heads' keys read) is done by 2.11, two layers earlier (the two heads swapped): the token's identity reaches "
+        "the next position before layer 3, where the residual-stream claim says it is not yet",
+        PlantedLayout(swaps=(((4, 11), (2, 11)),)),
+        must_fail=("patching.residual.not-yet-moved-at-layer-3", "heads.previous-token[4.11]"),
+        must_pass=("patching.residual.token-identity-moved-forward-by-layer-5", "patching.induction-heads-restore-the-repeat",
+                   *SHARED_PASSES),
     ),
     Decoy(
         "induction-attention-wrong-token",
@@ -203,7 +220,11 @@ def measure_claims(layout: PlantedLayout, name: str, selected: list, device: tor
     outcomes = {}
     try:
         for claim in selected:
-            measurement = measurer.measure(claim)
+            try:
+                measurement = measurer.measure(claim)
+            except ProbeInputError as error:  # the suite fails such a claim too (unmeasured: no behaviour to restore, ...)
+                outcomes[claim.id] = (False, f"unmeasured: {error}")
+                continue
             verdict = check(claim, measurement.value, dtype, measurement.details.get("magnitude"))
             outcomes[claim.id] = (verdict.passed, measurement.value)
     finally:

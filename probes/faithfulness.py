@@ -101,7 +101,7 @@ def circuit_faithfulness(
     if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ProbeInputError(f"fraction must be in (0, 1], got {fraction!r}")
     spec = ctx.input
-    if spec is None or spec.repeated_random is None or spec.length_range is not None or not spec.prepend_bos:
+    if spec is None or spec.repeated_random is None or spec.length_range is not None or spec.alternatives or not spec.prepend_bos:
         raise ProbeInputError("circuit_faithfulness needs a repeated_random input of one seq_len, with BOS")
     cfg = ctx.model.cfg
     circuit = {parse_head(head, cfg.n_layers, cfg.n_heads) for head in heads}

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from interp_claims.context import ProbeContext
 from interp_claims.inputs import draw_ids
-from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
+from interp_claims.measurement import Measurement, ProbeInputError, require_in_range, worst_of
 from interp_claims.probes.heads import head_name, parse_head
 from interp_claims.registry import probe
 
@@ -219,17 +219,27 @@ def recovery(value: float, clean: float, corrupted: float) -> float:
     return (value - corrupted) / (clean - corrupted)
 
 
+ACROSS_INPUTS = ("lowest", "highest")
+
+
 @probe("patching_recovery", hooks=HOOKS)
 def patching_recovery(
     ctx: ProbeContext, *, head: str | None = None, heads: list[str] | None = None, layer: int | None = None,
     position: int | None = None, restore: str = "z", corruption: str, corruption_seed: int = 1,
     corrupt_position: int | None = None, corrupt_token: str | None = None, metric: str, answers: list | None = None,
+    across_inputs: str = "lowest",
 ) -> Measurement:
     """The share of the metric restored when ``head`` (or ``heads``, together) get their clean ``restore``
     activation, or, for ``resid_pre`` and ``mlp_out``, ``layer``'s stream at ``position`` (every position
-    when it is not given)."""
+    when it is not given). An input of several lengths (``seq_len = [30, 23]``) is measured on each and
+    the ``across_inputs`` one is reported: ``lowest`` for a claim that the restored part brings the
+    behaviour back (a head copying by position restores it at one lag, not at another), ``highest`` for
+    a claim that it brings back nothing."""
+    if across_inputs not in ACROSS_INPUTS:
+        raise ProbeInputError(f"across_inputs {across_inputs!r} is not known. Valid: {', '.join(ACROSS_INPUTS)}.")
     details = {"restore": restore, "corruption": corruption, "corruption_seed": corruption_seed, "metric": metric}
     cfg = ctx.model.cfg
+    parsed: list[tuple[int, int]] = []
     if restore in RESTORED_STREAMS:
         if head is not None or heads is not None:
             raise ProbeInputError(f"restore {restore!r} takes a layer (and a position), not heads")
@@ -249,18 +259,29 @@ def patching_recovery(
         details["heads"] = heads
     if corruption == "replace_token":
         details.update(corrupt_position=corrupt_position, corrupt_token=corrupt_token)
-    corrupted, clean_cache, measure, clean, corrupted_value = prepare(
-        ctx, restore, corruption, corruption_seed, metric, answers, corrupt_position, corrupt_token)
-    if restore in RESTORED_STREAMS:
-        if position is not None and not -corrupted.shape[1] <= position < corrupted.shape[1]:
-            raise ProbeInputError(f"position {position} is outside the input's {corrupted.shape[1]} tokens")
-        hooks = stream_hooks(restore, layer, position, clean_cache[layer])
-        with torch.no_grad():
-            patched = float(measure(ctx.runner.timed(lambda: ctx.bridge.run_with_hooks(corrupted, fwd_hooks=hooks))).mean())
+    per_input = {}
+    for variant in ctx.each_input():
+        corrupted, clean_cache, measure, clean, corrupted_value = prepare(
+            variant, restore, corruption, corruption_seed, metric, answers, corrupt_position, corrupt_token)
+        if restore in RESTORED_STREAMS:
+            if position is not None and not -corrupted.shape[1] <= position < corrupted.shape[1]:
+                raise ProbeInputError(f"position {position} is outside the input's {corrupted.shape[1]} tokens")
+            hooks = stream_hooks(restore, layer, position, clean_cache[layer])
+            with torch.no_grad():
+                logits = variant.runner.timed(lambda: variant.bridge.run_with_hooks(corrupted, fwd_hooks=hooks))
+            patched = float(measure(logits).mean())
+        else:
+            [patched] = patched_metrics(variant, corrupted, restore, [parsed], clean_cache, measure, 1)
+        per_input[variant.input.label] = {"clean": round(clean, 4), "corrupted": round(corrupted_value, 4),
+                                           "patched": round(patched, 4),
+                                           "recovery": recovery(patched, clean, corrupted_value)}
+    values = [row["recovery"] for row in per_input.values()]
+    if len(per_input) == 1:
+        details.update({k: v for k, v in next(iter(per_input.values())).items() if k != "recovery"})
     else:
-        [patched] = patched_metrics(ctx, corrupted, restore, [parsed], clean_cache, measure, 1)
-    details.update(clean=round(clean, 4), corrupted=round(corrupted_value, 4), patched=round(patched, 4))
-    return Measurement(value=recovery(patched, clean, corrupted_value), details=details)
+        details.update(across_inputs=across_inputs,
+                       per_input={label: {**row, "recovery": round(row["recovery"], 4)} for label, row in per_input.items()})
+    return Measurement(value=worst_of(values, lowest=across_inputs == "lowest"), details=details)
 
 
 SWEEP_AGGREGATES = ("claimed_min", "claimed_max", "unclaimed_max_abs", "claimed_sum")
@@ -285,32 +306,43 @@ def patching_sweep(
     claimed = {parse_head(head, cfg.n_layers, cfg.n_heads) for head in heads}
     every = [(layer, head) for layer in range(cfg.n_layers) for head in range(cfg.n_heads)]
 
-    def sweep() -> tuple[list[list[float]], float, float]:
-        corrupted, clean_cache, measure, clean, corrupted_value = prepare(ctx, restore, corruption, corruption_seed, metric, answers)
-        patched = patched_metrics(ctx, corrupted, restore, [[h] for h in every], clean_cache, measure, patches_per_pass)
-        table = [[0.0] * cfg.n_heads for _ in range(cfg.n_layers)]
-        for (layer, head), value in zip(every, patched, strict=True):
-            table[layer][head] = recovery(value, clean, corrupted_value)
-        return table, clean, corrupted_value
+    def sweep_on(variant: ProbeContext) -> tuple[list[list[float]], float, float]:
+        def sweep() -> tuple[list[list[float]], float, float]:
+            corrupted, clean_cache, measure, clean, corrupted_value = prepare(
+                variant, restore, corruption, corruption_seed, metric, answers)
+            patched = patched_metrics(variant, corrupted, restore, [[h] for h in every], clean_cache, measure, patches_per_pass)
+            table = [[0.0] * cfg.n_heads for _ in range(cfg.n_layers)]
+            for (layer, head), value in zip(every, patched, strict=True):
+                table[layer][head] = recovery(value, clean, corrupted_value)
+            return table, clean, corrupted_value
 
-    # every claim reading the same sweep of the same input shares it (measured once)
-    key = f"patching_sweep {restore} {corruption} {corruption_seed} {metric} {answers}"
-    table, clean, corrupted_value = ctx.runner.derived(ctx._require_input(), key, sweep)
-    mine = [table[layer][head] for layer, head in sorted(claimed)]
-    others = [(abs(table[layer][head]), head_name(layer, head)) for layer, head in every if (layer, head) not in claimed]
-    value = {"claimed_min": min(mine), "claimed_max": max(mine), "claimed_sum": sum(mine),
-             "unclaimed_max_abs": max(others)[0] if others else 0.0}[aggregate]
-    strongest_other = max(others)[1] if others else None
-    return Measurement(
-        value=value if math.isfinite(value) else float("nan"),
-        details={"kind": f"patching {restore} ({metric})", "claimed_heads": heads, "aggregate": aggregate,
-                 "strongest_unclaimed": strongest_other, "restore": restore, "corruption": corruption,
-                 "corruption_seed": corruption_seed, "metric": metric, "clean": round(clean, 4),
-                 "corrupted": round(corrupted_value, 4), "patches_per_pass": patches_per_pass,
-                 "forward_calls": 2 + math.ceil(len(every) / patches_per_pass),
-                 "forward_pass_equivalents": 2 + len(every),
-                 "all_heads": [[round(v, 4) for v in row] for row in table]},
-    )
+        # every claim reading the same sweep of the same input shares it (measured once)
+        key = f"patching_sweep {restore} {corruption} {corruption_seed} {metric} {answers}"
+        return variant.runner.derived(variant._require_input(), key, sweep)
+
+    def read(table: list[list[float]]) -> tuple[float, str | None]:
+        mine = [table[layer][head] for layer, head in sorted(claimed)]
+        others = [(abs(table[layer][head]), head_name(layer, head)) for layer, head in every if (layer, head) not in claimed]
+        value = {"claimed_min": min(mine), "claimed_max": max(mine), "claimed_sum": sum(mine),
+                 "unclaimed_max_abs": max(others)[0] if others else 0.0}[aggregate]
+        return value, max(others)[1] if others else None
+
+    sweeps = {variant.input.label: sweep_on(variant) for variant in ctx.each_input()}
+    read_out = {label: read(table) for label, (table, _, _) in sweeps.items()}
+    # several lengths: the claim must hold on each (the weakest claimed head, the strongest other one)
+    value = worst_of([v for v, _ in read_out.values()], lowest=aggregate != "unclaimed_max_abs")
+    table, clean, corrupted_value = next(iter(sweeps.values()))  # the heatmap draws the first input's sweep
+    details = {"kind": f"patching {restore} ({metric})", "claimed_heads": heads, "aggregate": aggregate,
+               "strongest_unclaimed": next(iter(read_out.values()))[1], "restore": restore, "corruption": corruption,
+               "corruption_seed": corruption_seed, "metric": metric, "clean": round(clean, 4),
+               "corrupted": round(corrupted_value, 4), "patches_per_pass": patches_per_pass,
+               "forward_calls": len(sweeps) * (2 + math.ceil(len(every) / patches_per_pass)),
+               "forward_pass_equivalents": len(sweeps) * (2 + len(every)),
+               "all_heads": [[round(v, 4) for v in row] for row in table]}
+    if len(sweeps) > 1:
+        details["per_input"] = {label: {"value": round(v, 4), "strongest_unclaimed": strongest}
+                                for label, (v, strongest) in read_out.items()}
+    return Measurement(value=value if math.isfinite(value) else float("nan"), details=details)
 
 
 BACKUP_HOOKS = ("attn.hook_z", "ln_final.hook_scale")

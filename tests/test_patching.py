@@ -1,6 +1,8 @@
 """Activation patching (probes/patching.py) against TransformerLens's own patching functions, and
 the batched sweep's cost in forward-pass equivalents."""
 
+from functools import partial
+
 import pandas as pd
 import pytest
 import torch
@@ -61,6 +63,41 @@ def test_a_batched_sweep_matches_transformer_lens_patching(claims_model):
     sweep = PROBES["patching_sweep"].function(context(claims_model, "patching_sweep"), heads=["5.1"], aggregate="claimed_min",
                                               patches_per_pass=48, **PARAMS).details["all_heads"]
     assert [sweep[layer][head] for layer, head in HEADS] == pytest.approx(reference, abs=1e-4)
+
+
+TWO_LENGTHS = InputSpec(repeated_random=(10, 2, 0), alternatives=(InputSpec(repeated_random=(7, 2, 0)),))
+
+
+def measure_on_two_lengths(model, name: str, **params):
+    runner = ForwardRunner(model)
+    for variant in TWO_LENGTHS.variants:
+        runner.plan(variant, PROBES[name].hooks)
+    return PROBES[name].function(ProbeContext(model, runner, TWO_LENGTHS, PROBES[name].hooks), **params, **PARAMS)
+
+
+def test_several_lengths_report_the_worst(claims_model):
+    """An input of two lengths is measured on each: ``lowest`` reports the smaller recovery (a claim that
+    the heads restore must hold at every lag), ``highest`` the larger (a claim that they restore nothing)."""
+    measure = partial(measure_on_two_lengths, claims_model)
+    lowest = measure("patching_recovery", head="5.1")
+    per_input = lowest.details["per_input"]
+    assert set(per_input) == {"seq_len 10", "seq_len 7"}
+    recoveries = [row["recovery"] for row in per_input.values()]
+    assert lowest.value == pytest.approx(min(recoveries), abs=1e-4) and min(recoveries) < max(recoveries)
+    assert measure("patching_recovery", head="5.1", across_inputs="highest").value == pytest.approx(max(recoveries), abs=1e-4)
+    with pytest.raises(ProbeInputError, match="across_inputs 'worst' is not known. Valid: lowest, highest"):
+        measure("patching_recovery", head="5.1", across_inputs="worst")
+
+
+@pytest.mark.slow
+def test_a_sweep_over_several_lengths_reads_the_worst(claims_model):
+    """The sweep over two lengths: the weakest claimed head at either length, a table per length."""
+    single = [measure_on_two_lengths(claims_model, "patching_recovery", head="5.1", across_inputs=worst).value
+              for worst in ("lowest", "highest")]
+    sweep = measure_on_two_lengths(claims_model, "patching_sweep", heads=["5.1"], aggregate="claimed_min", patches_per_pass=48)
+    assert sweep.value == pytest.approx(min(single), abs=1e-4)
+    assert set(sweep.details["per_input"]) == {"seq_len 10", "seq_len 7"}
+    assert sweep.details["forward_pass_equivalents"] == 2 * 146
 
 
 def test_bad_patching_input_is_named(claims_model):
