@@ -18,9 +18,13 @@ and drawn in the report. (A ranking by single-head patching would miss the heads
 ones that act: on the embedded twin its nine copying heads keep only 0.11 without the two
 previous-token heads that feed them.)
 
-The behaviour here is induction on ``[BOS, R, R]`` (metric ``repeat_loss``, lower is better: the
-normalisation above is sign-free). The reference distribution is the same shape with fresh ids
-(``reference_seed``); every set is scored in one batched forward pass.
+On ``[BOS, R, R]`` inputs the behaviour is induction (metric ``repeat_loss``, lower is better: the
+normalisation above is sign-free) and the reference distribution is the same shape with fresh ids
+(``reference_seed``). On prompts (``texts``, metric ``logit_diff`` or ``token_prob`` with ``answers``)
+the claim gives ``reference_texts``: for each prompt, the prompts whose mean (per position) replaces
+an ablated head's output on it, each of the prompt's own length. Wang et al. 2022's ABC prompts are
+the template with three other names; one list per template gives per-template means. Every set is
+scored in batched forward passes.
 """
 
 import random
@@ -31,7 +35,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp_claims.context import ProbeContext
-from interp_claims.inputs import repeated_random_tokens
+from interp_claims.inputs import InputSpec, repeated_random_tokens
 from interp_claims.measurement import Measurement, ProbeInputError, require_in_range
 from interp_claims.probes.heads import head_name, parse_head
 from interp_claims.probes.patching import metric_function, require_effect
@@ -41,16 +45,47 @@ AGGREGATES = ("circuit", "random_mean", "random_max", "size_to_reach")
 Z_HOOK = "attn.hook_z"
 
 
-def reference_means(ctx: ProbeContext, seed: int) -> dict[int, Float[Tensor, "pos head d_head"]]:
+def head_outputs(ctx: ProbeContext, tokens: Int[Tensor, "batch pos"]) -> dict[int, Float[Tensor, "batch pos head d_head"]]:
+    names = {f"blocks.{layer}.{Z_HOOK}" for layer in range(ctx.model.cfg.n_layers)}
+    with torch.no_grad():
+        _, cache = ctx.runner.timed(lambda: ctx.bridge.run_with_cache(tokens, names_filter=lambda name: name in names))
+    return {layer: cache[f"blocks.{layer}.{Z_HOOK}"] for layer in range(ctx.model.cfg.n_layers)}
+
+
+def reference_means(ctx: ProbeContext, seed: int) -> dict[int, Float[Tensor, "1 pos head d_head"]]:
     """Each layer's head outputs, averaged over a reference batch of the claim's shape (fresh ids)."""
     spec = ctx.input
     seq_len, batch, _ = spec.repeated_random
     tokens = repeated_random_tokens(ctx.model.cfg.d_vocab, ctx.bridge.tokenizer.bos_token_id, seq_len, batch, seed,
                                     token_range=spec.token_range).to(ctx.model.device)
-    names = {f"blocks.{layer}.{Z_HOOK}" for layer in range(ctx.model.cfg.n_layers)}
-    with torch.no_grad():
-        _, cache = ctx.runner.timed(lambda: ctx.bridge.run_with_cache(tokens, names_filter=lambda name: name in names))
-    return {layer: cache[f"blocks.{layer}.{Z_HOOK}"].mean(0) for layer in range(ctx.model.cfg.n_layers)}
+    return {layer: z.mean(0, keepdim=True) for layer, z in head_outputs(ctx, tokens).items()}
+
+
+def text_reference_means(ctx: ProbeContext, reference_texts) -> dict[int, Float[Tensor, "prompt pos head d_head"]]:
+    """Each layer's head outputs on each prompt's own reference prompts, averaged per position."""
+    prompts = ctx.input.texts
+    if not (isinstance(reference_texts, list) and len(reference_texts) == len(prompts)
+            and all(isinstance(group, list) and group and all(isinstance(t, str) and t for t in group) for group in reference_texts)):
+        raise ProbeInputError(f"reference_texts needs one non-empty list of prompts per prompt ({len(prompts)}): the prompts "
+                              f"whose mean replaces an ablated head's output on it, got {reference_texts!r}")
+    width = ctx.tokens().shape[1]
+    lengths = {stop - start for start, stop in ctx.spans()}
+    if lengths != {width}:
+        raise ProbeInputError(f"circuit_faithfulness on prompts needs every prompt of one length (means are per position), "
+                              f"got lengths {sorted(lengths)}")
+    flat = [text for group in reference_texts for text in group]
+    for text in flat:
+        length = len(ctx.bridge.to_tokens(text, prepend_bos=ctx.input.prepend_bos)[0])
+        if length != width:
+            raise ProbeInputError(f"reference prompt {text!r} is {length} tokens, its prompt {width}: a mean per position "
+                                  f"needs the same template")
+    tokens = ctx.runner.tokens(InputSpec(texts=tuple(flat), prepend_bos=ctx.input.prepend_bos))
+    outputs = head_outputs(ctx, tokens)
+    bounds = [0]
+    for group in reference_texts:
+        bounds.append(bounds[-1] + len(group))
+    return {layer: torch.stack([z[start:stop].mean(0) for start, stop in zip(bounds, bounds[1:])])
+            for layer, z in outputs.items()}
 
 
 def kept_scores(ctx: ProbeContext, tokens: Int[Tensor, "batch pos"], kept: list[set[tuple[int, int]]],
@@ -70,8 +105,10 @@ def kept_scores(ctx: ProbeContext, tokens: Int[Tensor, "batch pos"], kept: list[
                         ablated[copy, head] = False
             mask = ablated.repeat_interleave(rows, dim=0)[:, None, :, None]  # [copies * rows, 1, head, 1]
 
+            mean = means[layer] if means[layer].shape[0] == 1 else means[layer].repeat(len(chunk), 1, 1, 1)
+
             def hook(z: Tensor, hook=None) -> Tensor:
-                return torch.where(mask, means[layer].to(z.dtype)[None], z)
+                return torch.where(mask, mean.to(z.dtype), z)
 
             return hook
 
@@ -87,6 +124,7 @@ def kept_scores(ctx: ProbeContext, tokens: Int[Tensor, "batch pos"], kept: list[
 def circuit_faithfulness(
     ctx: ProbeContext, *, heads: list[str], aggregate: str, metric: str = "repeat_loss", reference_seed: int = 1,
     random_sets: int = 10, seed: int = 0, fraction: float = 0.8, discovery_seed: int = 2,
+    reference_texts: list | None = None, answers: list | None = None,
 ) -> Measurement:
     """The share of the behaviour the circuit ``heads`` keeps with every other head mean-ablated
     (``circuit``); the same for random sets of its size (``random_mean``, ``random_max``); or the
@@ -101,18 +139,28 @@ def circuit_faithfulness(
     if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ProbeInputError(f"fraction must be in (0, 1], got {fraction!r}")
     spec = ctx.input
-    if spec is None or spec.repeated_random is None or spec.length_range is not None or spec.alternatives or not spec.prepend_bos:
-        raise ProbeInputError("circuit_faithfulness needs a repeated_random input of one seq_len, with BOS")
     cfg = ctx.model.cfg
     circuit = {parse_head(head, cfg.n_layers, cfg.n_heads) for head in heads}
     every = [(layer, head) for layer in range(cfg.n_layers) for head in range(cfg.n_heads)]
+    if spec is not None and spec.texts and spec.repeated_random is None:
+        if aggregate == "size_to_reach":
+            raise ProbeInputError("aggregate 'size_to_reach' ranks heads on a discovery split of fresh random tokens: "
+                                  "it needs a repeated_random input")
+        means = text_reference_means(ctx, reference_texts)
+    elif spec is None or spec.repeated_random is None or spec.length_range is not None or spec.alternatives or not spec.prepend_bos:
+        raise ProbeInputError("circuit_faithfulness needs prompts (texts, with reference_texts) or a repeated_random "
+                              "input of one seq_len, with BOS")
+    elif reference_texts is not None:
+        raise ProbeInputError("reference_texts are for prompts; a repeated_random input draws its reference with reference_seed")
+    else:
+        means = reference_means(ctx, reference_seed)
     tokens = ctx.tokens()
-    measure = metric_function(ctx, tokens, metric, None)
-    means = reference_means(ctx, reference_seed)
+    measure = metric_function(ctx, tokens, metric, answers)
     kept: list[set[tuple[int, int]]] = [set(every), set(), circuit]
     draws = random.Random(seed)
     random_draws = [set(draws.sample(every, len(circuit))) for _ in range(random_sets)]
-    details: dict = {"heads": heads, "aggregate": aggregate, "metric": metric, "reference_seed": reference_seed}
+    details: dict = {"heads": heads, "aggregate": aggregate, "metric": metric,
+                     **({"reference_seed": reference_seed} if reference_texts is None else {"reference_prompts": sum(map(len, reference_texts))})}
     ranking: list[tuple[int, int]] = []
     if aggregate in ("random_mean", "random_max"):
         kept += random_draws

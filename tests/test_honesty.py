@@ -74,6 +74,8 @@ def test_gpt2_only_behaviour_claims_fail_on_a_model_without_them(claims_run, cla
         assert not verdict.passed, (claim_id, measurement.value)
     # the patching claims find no IOI behaviour to restore: swapping the names moves its logit difference
     # by 2e-4, and a recovery measured there would be noise over noise (one head passed before the guard)
-    for claim_id in ("ioi.patching.head-output-restores[9.9]", "ioi.patching.negative-heads-push-against[10.7]"):
+    # nor any to keep: mean-ablating every head moves it as little (the IOI faithfulness predictions)
+    for claim_id in ("ioi.patching.head-output-restores[9.9]", "ioi.patching.negative-heads-push-against[10.7]",
+                     "ioi.faithfulness.circuit-keeps-the-logit-difference", "ioi.faithfulness.random-sets-keep-less"):
         with pytest.raises(ProbeInputError, match="no behaviour to restore"):
             claims_run.measure(claims[claim_id])

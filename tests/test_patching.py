@@ -194,6 +194,42 @@ def test_faithfulness_of_the_planted_circuit_and_its_curve(claims_model):
         measure(heads=circuit, aggregate="best")
 
 
+COPY_PROMPTS = InputSpec(texts=("The red fox ran past the old mill and the red fox ran past the old",
+                                 "A blue bird sat on the tall tree and a blue bird sat on the tall"))
+COPY_ANSWERS = [[" mill", " tree"], [" tree", " mill"]]
+COPY_REFERENCES = [  # each prompt's template with nothing repeated: the copy has nothing to read
+    ["The red fox ran past the old mill and a green cat hid under one new",
+     "The red fox ran past the old mill and my black dog slept near his big"],
+    ["A blue bird sat on the tall tree and the brown cow ate from her low",
+     "A blue bird sat on the tall tree and one small dog ran in the cold"]]
+
+
+def test_faithfulness_on_prompts_with_reference_prompts(claims_model):
+    """On prompts, each prompt's ablated heads take the mean over its own reference prompts (per position):
+    the twin's circuit keeps its copy of a repeated phrase (1.00 measured), random sets of its size
+    little (0.08 on average). With each prompt its own reference, ablating every head changes nothing,
+    row by row, in every copy of the batch: the means line up with their prompts."""
+    from interp_claims.probes.faithfulness import kept_scores, text_reference_means
+    from interp_claims.probes.patching import metric_function
+
+    circuit = ["2.2", "4.11", "5.1", "5.5", "6.9", "7.2", "7.10", "5.0", "9.6", "9.9", "10.1"]
+    ctx = ProbeContext(claims_model, ForwardRunner(claims_model), COPY_PROMPTS, ())
+    probe = partial(PROBES["circuit_faithfulness"].function, ctx, heads=circuit, metric="logit_diff", answers=COPY_ANSWERS)
+    random_sets = probe(aggregate="random_mean", reference_texts=COPY_REFERENCES)
+    assert random_sets.details["circuit"] > 0.9 and random_sets.value < 0.2
+    itself = text_reference_means(ctx, [[text] for text in COPY_PROMPTS.texts])
+    measure = metric_function(ctx, ctx.tokens(), "logit_diff", COPY_ANSWERS)
+    every = {(layer, head) for layer in range(12) for head in range(12)}
+    full, none, some = kept_scores(ctx, ctx.tokens(), [every, set(), {(5, 1)}], itself, measure)
+    assert none == pytest.approx(full, abs=1e-4) and some == pytest.approx(full, abs=1e-4) and full > 5
+    with pytest.raises(ProbeInputError, match="reference prompt 'A blue bird' is 4 tokens, its prompt 17"):
+        probe(aggregate="circuit", reference_texts=[["A blue bird"], ["A blue bird"]])
+    with pytest.raises(ProbeInputError, match=r"reference_texts needs one non-empty list of prompts per prompt \(2\)"):
+        probe(aggregate="circuit", reference_texts=COPY_REFERENCES[0])
+    with pytest.raises(ProbeInputError, match="'size_to_reach' ranks heads on a discovery split"):
+        probe(aggregate="size_to_reach", reference_texts=COPY_REFERENCES)
+
+
 def test_the_token_probability_metric_and_a_replaced_token(claims_model):
     """``token_prob`` is the correct answer's softmax probability at the last position; ``replace_token``
     changes exactly one position of every prompt; a stream restored everywhere at layer 0 restores all."""
