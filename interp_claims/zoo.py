@@ -118,7 +118,7 @@ DECOYS = (
         "2.2 attends to the previous token as published but writes nothing; 4.11 alone feeds the induction heads "
         "(a third weaker: on the twin they then stop copying, so the repetition claims fail too and are not listed)",
         PlantedLayout(silent=((2, 2),)),
-        must_fail=("circuits.previous-token-ablation[2.2]",),
+        must_fail=("circuits.previous-token-ablation[2.2]", "patching.path.previous-token-heads-act-through-keys"),
         must_pass=("heads.previous-token[2.2]", "circuits.previous-token-ablation[4.11]", "normalisation.notebook-prompt"),
     ),
     Decoy(
@@ -166,7 +166,8 @@ DECOYS = (
         "heads' keys read) is done by 2.11, two layers earlier (the two heads swapped): the token's identity reaches "
         "the next position before layer 3, where the residual-stream claim says it is not yet",
         PlantedLayout(swaps=(((4, 11), (2, 11)),)),
-        must_fail=("patching.residual.not-yet-moved-at-layer-3", "heads.previous-token[4.11]"),
+        must_fail=("patching.residual.not-yet-moved-at-layer-3", "heads.previous-token[4.11]",
+                   "patching.path.previous-token-heads-act-through-keys"),
         must_pass=("patching.residual.token-identity-moved-forward-by-layer-5", "patching.induction-heads-restore-the-repeat",
                    *SHARED_PASSES),
     ),

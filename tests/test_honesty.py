@@ -76,6 +76,7 @@ def test_gpt2_only_behaviour_claims_fail_on_a_model_without_them(claims_run, cla
     # by 2e-4, and a recovery measured there would be noise over noise (one head passed before the guard)
     # nor any to keep: mean-ablating every head moves it as little (the IOI faithfulness predictions)
     for claim_id in ("ioi.patching.head-output-restores[9.9]", "ioi.patching.negative-heads-push-against[10.7]",
+                     "ioi.path.s-inhibition-heads-act-through-name-mover-queries",
                      "ioi.faithfulness.circuit-keeps-the-logit-difference", "ioi.faithfulness.random-sets-keep-less"):
         with pytest.raises(ProbeInputError, match="no behaviour to restore"):
             claims_run.measure(claims[claim_id])
